@@ -1,0 +1,26 @@
+# `make test` and `make demo` work on a fresh machine: each creates .venv if it
+# is missing and installs what it needs into it.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: test demo clean
+
+$(VENV)/.base: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.base
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+test: $(VENV)/.test
+	$(PY) -m pytest -n 2 -q
+
+demo: $(VENV)/.base
+	$(PY) examples/train_lstm.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

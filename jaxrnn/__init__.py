@@ -1,0 +1,49 @@
+"""jaxrnn: functional recurrent cells for JAX.
+
+Cells are pure functions ``cell(params, carry, x) -> (carry, y)``; params and
+carries are NamedTuples; sequence layers run cells with ``jax.lax.scan``.
+"""
+
+from jaxrnn._src.base import Cell
+from jaxrnn._src.base import LSTMState
+from jaxrnn._src.base import RNNState
+from jaxrnn._src.gru import GRUCell
+from jaxrnn._src.gru import GRUParams
+from jaxrnn._src.layers import Bidirectional
+from jaxrnn._src.layers import BidirectionalParams
+from jaxrnn._src.layers import Stacked
+from jaxrnn._src.linear import Linear
+from jaxrnn._src.linear import LinearParams
+from jaxrnn._src.lstm import CIFGLSTMCell
+from jaxrnn._src.lstm import CIFGParams
+from jaxrnn._src.lstm import LSTMCell
+from jaxrnn._src.lstm import LSTMParams
+from jaxrnn._src.lstm import PeepholeLSTMCell
+from jaxrnn._src.lstm import PeepholeLSTMParams
+from jaxrnn._src.scan import scan
+from jaxrnn._src.simple import SimpleRNNCell
+from jaxrnn._src.simple import SimpleRNNParams
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "Bidirectional",
+    "BidirectionalParams",
+    "CIFGLSTMCell",
+    "CIFGParams",
+    "Cell",
+    "GRUCell",
+    "GRUParams",
+    "LSTMCell",
+    "LSTMParams",
+    "LSTMState",
+    "Linear",
+    "LinearParams",
+    "PeepholeLSTMCell",
+    "PeepholeLSTMParams",
+    "RNNState",
+    "SimpleRNNCell",
+    "SimpleRNNParams",
+    "Stacked",
+    "scan",
+)

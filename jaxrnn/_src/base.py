@@ -1,0 +1,219 @@
+"""The cell interface, the carry types, and the argument checks cells share.
+
+A cell is a frozen dataclass that holds only *static* options, the ones that
+change the equations (an activation, a GRU reset variant). Being frozen, it
+is hashable by value, so a cell can be a static argument to ``jax.jit`` and two
+equal cells share one compilation. Params and carries are NamedTuples: plain
+pytrees that ``jit``, ``grad``, ``vmap``, optax and checkpointers accept as
+they are.
+
+Every cell splits its step in two so that a sequence layer can hoist the input
+matmul out of the time loop (one large matmul for all steps)::
+
+    cell(params, carry, x) == cell.recurrence(params, carry,
+                                              cell.input_projection(params, x))
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+PRNGKey = jax.Array
+PyTree = Any
+
+INITIALIZERS = ("default", "pytorch")
+
+
+class RNNState(NamedTuple):
+  """Carry of the single-state cells (simple RNN, GRU).
+
+  Attributes:
+    h: hidden state, shape ``(*batch, hidden_size)``.
+  """
+
+  h: Array
+
+
+class LSTMState(NamedTuple):
+  """Carry of the LSTM family, in the order ``(h, c)``.
+
+  This is PyTorch's, Haiku's and Keras' order; Flax's ``LSTMCell`` uses
+  ``(c, h)``.
+
+  Attributes:
+    h: hidden state (the cell's output), shape ``(*batch, hidden_size)``.
+    c: cell state, shape ``(*batch, hidden_size)``.
+  """
+
+  h: Array
+  c: Array
+
+
+def shape_str(shape: Sequence[int]) -> str:
+  return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def check_initializer(initializer: str) -> None:
+  if initializer not in INITIALIZERS:
+    raise ValueError(
+        f"initializer: expected one of {INITIALIZERS}, got {initializer!r}")
+
+
+def check_sizes(input_size: int, hidden_size: int) -> None:
+  for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+      raise ValueError(f"{name}: expected a positive int, got {value!r}")
+
+
+class Cell(abc.ABC):
+  """Base class of every recurrent cell.
+
+  Subclasses are ``@dataclasses.dataclass(frozen=True)`` and define the class
+  attributes below plus ``init`` and ``recurrence`` (and ``input_projection``
+  where the default does not fit).
+
+  Attributes:
+    params_type: the NamedTuple type of this cell's params.
+    carry_type: the NamedTuple type of this cell's carry.
+    num_gates: how many ``hidden_size`` blocks the fused weights hold.
+  """
+
+  params_type: ClassVar[type]
+  carry_type: ClassVar[type]
+  num_gates: ClassVar[int]
+
+  # ------------------------------------------------------------ interface
+  @abc.abstractmethod
+  def init(self, key: PRNGKey, input_size: int, hidden_size: int, *,
+           dtype: Any = jnp.float32, initializer: str = "default") -> PyTree:
+    """Returns fresh params for this cell."""
+
+  def input_projection(self, params: PyTree, x: Array) -> Array:
+    """The part of a step that depends on ``x`` only: ``x W_i + b_i + b_h``.
+
+    Applied to a whole sequence at once by the sequence layers. Both biases
+    are folded in here, out of the time loop; cells whose recurrent bias
+    must stay inside the step (the reset-after GRU) override this.
+    """
+    return add_biases(x @ params.w_i, params.b_i, params.b_h)
+
+  @abc.abstractmethod
+  def recurrence(self, params: PyTree, carry: PyTree, xp: Array):
+    """The part of a step that needs the carry: ``(carry, xp) -> (carry, y)``."""
+
+  # ------------------------------------------------------------- provided
+  def __call__(self, params: PyTree, carry: PyTree, x: Array):
+    """One step: ``(params, carry, x) -> (new_carry, y)``.
+
+    ``x`` has shape ``(*batch, input_size)`` with any number of leading batch
+    dimensions; every leaf of ``carry`` has shape ``(*batch, hidden_size)``.
+    """
+    self.check_params(params)
+    self.check_input(params, x, "x")
+    self.check_carry(params, carry, x.shape[:-1], "carry")
+    return self.recurrence(params, carry, self.input_projection(params, x))
+
+  def initial_carry(self, params: PyTree, batch_shape: Sequence[int] = (),
+                    dtype: Any = None) -> PyTree:
+    """Zeros of shape ``(*batch_shape, hidden_size)`` for every carry leaf.
+
+    ``dtype`` defaults to the dtype of the recurrent weights.
+    """
+    self.check_params(params)
+    batch_shape = _as_shape(batch_shape, "batch_shape")
+    dtype = params.w_h.dtype if dtype is None else dtype
+    zeros = jnp.zeros((*batch_shape, self.hidden_size(params)), dtype)
+    return self.carry_type(*(zeros for _ in self.carry_type._fields))
+
+  def input_size(self, params: PyTree) -> int:
+    return params.w_i.shape[0]
+
+  def hidden_size(self, params: PyTree) -> int:
+    return params.w_h.shape[0]
+
+  def output_size(self, params: PyTree) -> int:
+    """Size of the last axis of ``y``."""
+    return self.hidden_size(params)
+
+  # --------------------------------------------------------------- checks
+  def check_params(self, params: PyTree, name: str = "params") -> None:
+    """Raises if ``params`` are not this cell's, or their shapes disagree."""
+    cls = type(self).__name__
+    if not isinstance(params, self.params_type):
+      raise TypeError(
+          f"{name}: {cls} expects {self.params_type.__name__}, got "
+          f"{type(params).__name__}")
+    hidden = params.w_h.shape[0] if params.w_h.ndim == 2 else -1
+    expected = self._param_shapes(
+        params.w_i.shape[0] if params.w_i.ndim == 2 else -1, hidden)
+    for field, want in expected.items():
+      value = getattr(params, field)
+      if value is None and field in ("b_i", "b_h"):
+        continue  # bias-free cells (PyTorch's bias=False) are allowed
+      got = getattr(value, "shape", None)
+      if got != want:
+        raise ValueError(
+            f"{name}.{field}: expected shape {shape_str(want)} for {cls} with "
+            f"hidden_size={hidden}, got "
+            f"{shape_str(got) if got is not None else type(value).__name__}")
+
+  def _param_shapes(self, input_size: int, hidden_size: int) -> dict:
+    k = self.num_gates * hidden_size
+    return {"w_i": (input_size, k), "w_h": (hidden_size, k), "b_i": (k,),
+            "b_h": (k,)}
+
+  def check_input(self, params: PyTree, x: Array, name: str) -> None:
+    x_dtype = getattr(x, "dtype", None)
+    if x_dtype is None or not jnp.issubdtype(x_dtype, jnp.floating):
+      raise TypeError(f"{name}: expected a floating-point array, got "
+                      f"{x_dtype if x_dtype is not None else type(x).__name__}")
+    want = self.input_size(params)
+    if x.ndim < 1 or x.shape[-1] != want:
+      raise ValueError(
+          f"{name}: expected last dimension input_size={want} (from "
+          f"params.w_i), got shape {shape_str(x.shape)}")
+
+  def check_carry(self, params: PyTree, carry: PyTree,
+                  batch_shape: Sequence[int], name: str) -> None:
+    cls = type(self).__name__
+    if not isinstance(carry, self.carry_type):
+      raise TypeError(
+          f"{name}: {cls} expects {self.carry_type.__name__}"
+          f"{self.carry_type._fields}, got {type(carry).__name__}")
+    want = (*batch_shape, self.hidden_size(params))
+    for field in self.carry_type._fields:
+      got = getattr(getattr(carry, field), "shape", None)
+      if got != want:
+        raise ValueError(
+            f"{name}.{field}: expected shape {shape_str(want)} "
+            f"(batch {shape_str(batch_shape)}, hidden_size="
+            f"{self.hidden_size(params)}), got "
+            f"{shape_str(got) if got is not None else type(getattr(carry, field)).__name__}")
+
+
+def _as_shape(shape, name: str) -> tuple:
+  if isinstance(shape, int):
+    shape = (shape,)
+  try:
+    shape = tuple(int(d) for d in shape)
+  except TypeError:
+    raise TypeError(f"{name}: expected a tuple of ints, got {shape!r}") from None
+  if any(d < 0 for d in shape):
+    raise ValueError(f"{name}: expected non-negative sizes, got {shape}")
+  return shape
+
+
+def add_biases(y: Array, *biases) -> Array:
+  """``y + sum(biases)``, skipping ``None``; the biases are summed first."""
+  biases = [b for b in biases if b is not None]
+  if not biases:
+    return y
+  total = biases[0]
+  for b in biases[1:]:
+    total = total + b
+  return y + total

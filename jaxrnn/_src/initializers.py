@@ -1,0 +1,58 @@
+"""Weight initialisation shared by the cells.
+
+Two schemes, chosen by ``initializer=``:
+
+``"default"``
+  input weights ``w_i``: LeCun normal (truncated normal, variance
+  ``1/input_size``); recurrent weights ``w_h``: orthogonal, drawn separately
+  for each gate's ``(hidden_size, hidden_size)`` block; biases: zero. This is
+  Flax's choice, and Keras' except that Keras uses Glorot for ``w_i``.
+``"pytorch"``
+  every weight and bias uniform in ``[-1/sqrt(hidden_size), 1/sqrt(hidden_size)]``,
+  as ``torch.nn.RNN/LSTM/GRU`` and their cells initialise.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn._src import base
+
+
+class FusedWeights(NamedTuple):
+  w_i: jax.Array  # (input_size, num_gates * hidden_size)
+  w_h: jax.Array  # (hidden_size, num_gates * hidden_size)
+  b_i: jax.Array  # (num_gates * hidden_size,)
+  b_h: jax.Array  # (num_gates * hidden_size,)
+
+
+def uniform(key: jax.Array, shape, hidden_size: int, dtype: Any) -> jax.Array:
+  """PyTorch's recurrent-layer init: U(-1/sqrt(hidden), 1/sqrt(hidden))."""
+  bound = 1.0 / (hidden_size ** 0.5)
+  return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def fused_weights(key: jax.Array, input_size: int, hidden_size: int,
+                  num_gates: int, *, dtype: Any,
+                  initializer: str) -> FusedWeights:
+  """Fused gate weights laid out ``(in, num_gates * hidden_size)``."""
+  base.check_sizes(input_size, hidden_size)
+  base.check_initializer(initializer)
+  k_i, k_h, k_bi, k_bh = jax.random.split(key, 4)
+  k = num_gates * hidden_size
+  if initializer == "pytorch":
+    return FusedWeights(
+        uniform(k_i, (input_size, k), hidden_size, dtype),
+        uniform(k_h, (hidden_size, k), hidden_size, dtype),
+        uniform(k_bi, (k,), hidden_size, dtype),
+        uniform(k_bh, (k,), hidden_size, dtype))
+  w_i = jax.nn.initializers.lecun_normal()(k_i, (input_size, k), dtype)
+  orthogonal = jax.nn.initializers.orthogonal()
+  blocks = [orthogonal(kg, (hidden_size, hidden_size), dtype)
+            for kg in jax.random.split(k_h, num_gates)]
+  w_h = jnp.concatenate(blocks, axis=1)
+  zeros = jnp.zeros((k,), dtype)
+  return FusedWeights(w_i, w_h, zeros, zeros)

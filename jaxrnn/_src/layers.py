@@ -1,0 +1,278 @@
+"""Sequence layers built on the scan engine: bidirectional and stacked.
+
+A *layer* here is a cell (run forward over time) or a :class:`Bidirectional`.
+Both have ``init(key, input_size, hidden_size)``, ``initial_carry(params,
+batch_shape)`` and ``output_size(params)``, so :class:`Stacked` can hold any
+mix of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple, Union
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn._src import base
+from jaxrnn._src import scan as scan_lib
+
+_MERGES = {
+    "concat": lambda y_fwd, y_bwd: jnp.concatenate([y_fwd, y_bwd], axis=-1),
+    "sum": lambda y_fwd, y_bwd: y_fwd + y_bwd,
+}
+
+
+class BidirectionalParams(NamedTuple):
+  """Params of :class:`Bidirectional`: one set per direction."""
+
+  forward: Any
+  backward: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Bidirectional:
+  """A forward and a backward pass over the same sequence, outputs merged.
+
+  The backward pass is padding-aware (each sequence reversed within its own
+  length) and its outputs are returned in the original time order, so step
+  ``t`` of the result merges both directions' outputs for input ``t``.
+
+  Attributes:
+    forward: the forward cell.
+    backward: the backward cell; the same type as ``forward`` when ``None``
+      (with its own params).
+    merge: ``"concat"`` (default, last axis, forward first), ``"sum"``, or a
+      function ``(y_fwd, y_bwd) -> y``.
+  """
+
+  forward: base.Cell
+  backward: Optional[base.Cell] = None
+  merge: Union[str, Callable[[jax.Array, jax.Array], jax.Array]] = "concat"
+
+  def __post_init__(self):
+    scan_lib.check_cell(self.forward, "forward")
+    if self.backward is None:
+      object.__setattr__(self, "backward", self.forward)
+    scan_lib.check_cell(self.backward, "backward")
+    if not callable(self.merge) and self.merge not in _MERGES:
+      raise ValueError(f"merge: expected one of {tuple(_MERGES)} or a function "
+                       f"(y_fwd, y_bwd) -> y, got {self.merge!r}")
+
+  def init(self, key, input_size: int, hidden_size: int,
+           **kwargs) -> BidirectionalParams:
+    """Params for both directions; ``kwargs`` go to both cells' ``init``."""
+    k_fwd, k_bwd = jax.random.split(key)
+    return BidirectionalParams(
+        self.forward.init(k_fwd, input_size, hidden_size, **kwargs),
+        self.backward.init(k_bwd, input_size, hidden_size, **kwargs))
+
+  def initial_carry(self, params: BidirectionalParams, batch_shape=(),
+                    dtype=None) -> tuple:
+    """``(forward_carry, backward_carry)`` of zeros."""
+    self._check_params(params, "params")
+    return (self.forward.initial_carry(params.forward, batch_shape, dtype),
+            self.backward.initial_carry(params.backward, batch_shape, dtype))
+
+  def input_size(self, params: BidirectionalParams) -> int:
+    return self.forward.input_size(params.forward)
+
+  def output_size(self, params: BidirectionalParams) -> int:
+    sizes = (self.forward.output_size(params.forward),
+             self.backward.output_size(params.backward))
+    merge = _MERGES.get(self.merge, self.merge)
+    out = jax.eval_shape(merge, *(jax.ShapeDtypeStruct((s,), jnp.float32)
+                                  for s in sizes))
+    return out.shape[-1]
+
+  def __call__(self, params: BidirectionalParams, xs: jax.Array, *,
+               initial_carry: Optional[tuple] = None,
+               seq_lengths: Optional[jax.Array] = None,
+               mask: Optional[jax.Array] = None,
+               time_major: bool = False, unroll: int = 1):
+    """Runs both directions (jit-compiled); arguments as :func:`jaxrnn.scan`.
+
+    Returns:
+      ``((forward_carry, backward_carry), ys)``: the forward carry after each
+      sequence's last valid step, the backward carry after its first, and
+      the merged outputs.
+    """
+    scan_lib.check_unroll(unroll)
+    batch_shape, T = scan_lib.check_sequence(xs, time_major)
+    self.check_inputs(params, xs, initial_carry, batch_shape)
+    scan_lib.check_lengths_and_mask(seq_lengths, mask, batch_shape, T, time_major)
+    return _bidirectional(self, params, xs, initial_carry, seq_lengths, mask,
+                          time_major=time_major, unroll=unroll)
+
+  def check_inputs(self, params, xs, initial_carry, batch_shape, *,
+                   params_name="params", carry_name="initial_carry",
+                   xs_name="xs") -> None:
+    self._check_params(params, params_name)
+    if initial_carry is not None and (
+        not isinstance(initial_carry, (tuple, list)) or len(initial_carry) != 2):
+      raise TypeError(f"{carry_name}: expected a pair (forward_carry, "
+                      f"backward_carry), got {type(initial_carry).__name__}")
+    carries = (None, None) if initial_carry is None else initial_carry
+    for i, (direction, cell) in enumerate((("forward", self.forward),
+                                           ("backward", self.backward))):
+      scan_lib.check_cell_inputs(
+          cell, getattr(params, direction), xs, carries[i], batch_shape,
+          params_name=f"{params_name}.{direction}",
+          carry_name=f"{carry_name}[{i}]", xs_name=xs_name)
+
+  def _check_params(self, params, name):
+    if not isinstance(params, BidirectionalParams):
+      raise TypeError(f"{name}: Bidirectional expects BidirectionalParams, got "
+                      f"{type(params).__name__}")
+
+  def run(self, params, xs, carry, valid, *, unroll):
+    """Time-major core, no checks: ``((carry_fwd, carry_bwd), ys)``."""
+    carry_fwd, carry_bwd = (None, None) if carry is None else carry
+    carry_fwd, y_fwd = scan_lib.run_cell(self.forward, params.forward, xs,
+                                         carry_fwd, valid, reverse=False,
+                                         unroll=unroll)
+    carry_bwd, y_bwd = scan_lib.run_cell(self.backward, params.backward, xs,
+                                         carry_bwd, valid, reverse=True,
+                                         unroll=unroll)
+    merge = _MERGES.get(self.merge, self.merge)
+    return (carry_fwd, carry_bwd), merge(y_fwd, y_bwd)
+
+
+@functools.partial(jax.jit, static_argnames=("layer", "time_major", "unroll"))
+def _bidirectional(layer, params, xs, initial_carry, seq_lengths, mask, *,
+                   time_major, unroll):
+  xs = scan_lib.to_time_major(xs, time_major)
+  valid = scan_lib.valid_steps(seq_lengths, mask, xs.shape[0], time_major)
+  carry, ys = layer.run(params, xs, initial_carry, valid, unroll=unroll)
+  return carry, scan_lib.from_time_major(ys, time_major)
+
+
+Layer = Union[base.Cell, Bidirectional]
+
+
+@dataclasses.dataclass(frozen=True)
+class Stacked:
+  """Layers run one after another, each on the previous one's outputs.
+
+  Layers may differ in type (any cell, or :class:`Bidirectional`) and size.
+  Dropout with rate ``dropout_rate`` is applied to the outputs of every layer
+  but the last, as in ``torch.nn.LSTM(dropout=...)``, using the ``key`` given
+  at call time; each element is kept with probability ``1 - dropout_rate``
+  and scaled by ``1 / (1 - dropout_rate)``.
+
+  Attributes:
+    layers: the layers, first to last.
+    dropout_rate: in ``[0, 1)``.
+  """
+
+  layers: Tuple[Layer, ...]
+  dropout_rate: float = 0.0
+
+  def __post_init__(self):
+    layers = tuple(self.layers) if isinstance(self.layers, (list, tuple)) else None
+    if not layers:
+      raise ValueError(f"layers: expected a non-empty sequence of cells or "
+                       f"Bidirectional, got {self.layers!r}")
+    for i, layer in enumerate(layers):
+      if not isinstance(layer, (base.Cell, Bidirectional)):
+        raise TypeError(f"layers[{i}]: expected a jaxrnn cell or Bidirectional, "
+                        f"got {type(layer).__name__}")
+    object.__setattr__(self, "layers", layers)
+    if not 0.0 <= self.dropout_rate < 1.0:
+      raise ValueError(f"dropout_rate: expected a value in [0, 1), got "
+                       f"{self.dropout_rate!r}")
+
+  def init(self, key, input_size: int,
+           hidden_size: Union[int, Sequence[int]], **kwargs) -> tuple:
+    """Params, one entry per layer; ``hidden_size`` is one int or one per layer."""
+    n = len(self.layers)
+    sizes = (hidden_size,) * n if isinstance(hidden_size, int) else tuple(hidden_size)
+    if len(sizes) != n:
+      raise ValueError(f"hidden_size: expected an int or {n} sizes (one per "
+                       f"layer), got {hidden_size!r}")
+    params = []
+    for layer, k, size in zip(self.layers, jax.random.split(key, n), sizes):
+      params.append(layer.init(k, input_size, size, **kwargs))
+      input_size = layer.output_size(params[-1])
+    return tuple(params)
+
+  def initial_carry(self, params: tuple, batch_shape=(), dtype=None) -> tuple:
+    self._check_params(params)
+    return tuple(layer.initial_carry(p, batch_shape, dtype)
+                 for layer, p in zip(self.layers, params))
+
+  def output_size(self, params: tuple) -> int:
+    return self.layers[-1].output_size(params[-1])
+
+  def __call__(self, params: tuple, xs: jax.Array, *,
+               initial_carry: Optional[tuple] = None,
+               seq_lengths: Optional[jax.Array] = None,
+               mask: Optional[jax.Array] = None,
+               time_major: bool = False, unroll: int = 1,
+               key: Optional[jax.Array] = None, deterministic: bool = False):
+    """Runs all layers (jit-compiled); arguments as :func:`jaxrnn.scan`.
+
+    Args:
+      key: PRNG key for dropout; required when ``dropout_rate > 0`` unless
+        ``deterministic``.
+      deterministic: no dropout (evaluation).
+
+    Returns:
+      ``(carries, ys)``: a tuple with each layer's final carry, and the last
+      layer's outputs.
+    """
+    scan_lib.check_unroll(unroll)
+    self._check_params(params)
+    batch_shape, T = scan_lib.check_sequence(xs, time_major)
+    carries = (None,) * len(self.layers) if initial_carry is None else initial_carry
+    if not isinstance(carries, (tuple, list)) or len(carries) != len(self.layers):
+      raise TypeError(f"initial_carry: expected a tuple of {len(self.layers)} "
+                      f"carries (one per layer), got {type(initial_carry).__name__}")
+    x = xs
+    for i, (layer, p) in enumerate(zip(self.layers, params)):
+      names = dict(params_name=f"params[{i}]", carry_name=f"initial_carry[{i}]",
+                   xs_name="xs" if i == 0 else f"input of layer {i} (output of "
+                   f"layer {i - 1})")
+      if isinstance(layer, Bidirectional):
+        layer.check_inputs(p, x, carries[i], batch_shape, **names)
+      else:
+        scan_lib.check_cell_inputs(layer, p, x, carries[i], batch_shape, **names)
+      x = jax.ShapeDtypeStruct(x.shape[:-1] + (layer.output_size(p),), x.dtype)
+    scan_lib.check_lengths_and_mask(seq_lengths, mask, batch_shape, T, time_major)
+    dropout = self.dropout_rate > 0 and not deterministic and len(self.layers) > 1
+    if dropout and key is None:
+      raise ValueError(f"key: Stacked with dropout_rate={self.dropout_rate} needs "
+                       "a PRNG key, or deterministic=True for evaluation")
+    return _stacked(self, params, xs, initial_carry, seq_lengths, mask,
+                    key if dropout else None, time_major=time_major,
+                    unroll=unroll)
+
+  def _check_params(self, params):
+    if not isinstance(params, (tuple, list)) or len(params) != len(self.layers):
+      raise TypeError(f"params: Stacked expects a tuple of {len(self.layers)} "
+                      f"params (one per layer), got {type(params).__name__}"
+                      + (f" of length {len(params)}"
+                         if isinstance(params, (tuple, list)) else ""))
+
+
+@functools.partial(jax.jit, static_argnames=("stack", "time_major", "unroll"))
+def _stacked(stack, params, xs, initial_carry, seq_lengths, mask, key, *,
+             time_major, unroll):
+  xs = scan_lib.to_time_major(xs, time_major)
+  valid = scan_lib.valid_steps(seq_lengths, mask, xs.shape[0], time_major)
+  carries = (None,) * len(stack.layers) if initial_carry is None else initial_carry
+  finals = []
+  last = len(stack.layers) - 1
+  for i, (layer, p, carry) in enumerate(zip(stack.layers, params, carries)):
+    if isinstance(layer, Bidirectional):
+      carry, xs = layer.run(p, xs, carry, valid, unroll=unroll)
+    else:
+      carry, xs = scan_lib.run_cell(layer, p, xs, carry, valid, reverse=False,
+                                    unroll=unroll)
+    finals.append(carry)
+    if key is not None and i < last:
+      key, k_drop = jax.random.split(key)
+      keep = jax.random.bernoulli(k_drop, 1.0 - stack.dropout_rate, xs.shape)
+      xs = jnp.where(keep, xs / (1.0 - stack.dropout_rate), jnp.zeros_like(xs))
+  return tuple(finals), scan_lib.from_time_major(xs, time_major)

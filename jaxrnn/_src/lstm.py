@@ -1,0 +1,202 @@
+"""The LSTM family: LSTM, peephole LSTM, coupled input-forget (CIFG) LSTM.
+
+All three carry :class:`LSTMState` ``(h, c)`` and share the forget-bias
+convention: ``forget_bias`` is *added to the forget gate's input bias at
+initialisation* (Keras' ``unit_forget_bias``; Jozefowicz et al. 2015), never
+at every step, so that weights imported from PyTorch reproduce it exactly.
+It defaults to 1.0 under ``initializer="default"`` and to 0.0 under
+``initializer="pytorch"`` (PyTorch's own distribution).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn._src import base
+from jaxrnn._src import initializers
+
+sigmoid = jax.nn.sigmoid
+
+
+class LSTMParams(NamedTuple):
+  """Params of :class:`LSTMCell`; gate blocks in the order ``i, f, g, o``.
+
+  Attributes:
+    w_i: ``(input_size, 4*hidden_size)`` (PyTorch ``weight_ih_l0.T``).
+    w_h: ``(hidden_size, 4*hidden_size)`` (``weight_hh_l0.T``).
+    b_i: ``(4*hidden_size,)`` or ``None`` (``bias_ih_l0``).
+    b_h: ``(4*hidden_size,)`` or ``None`` (``bias_hh_l0``).
+  """
+
+  w_i: jax.Array
+  w_h: jax.Array
+  b_i: Optional[jax.Array]
+  b_h: Optional[jax.Array]
+
+
+class PeepholeLSTMParams(NamedTuple):
+  """Params of :class:`PeepholeLSTMCell`: :class:`LSTMParams` plus peepholes.
+
+  Attributes:
+    w_i, w_h, b_i, b_h: as in :class:`LSTMParams` (gates ``i, f, g, o``).
+    p_i, p_f, p_o: diagonal peephole weights, each ``(hidden_size,)``.
+  """
+
+  w_i: jax.Array
+  w_h: jax.Array
+  b_i: Optional[jax.Array]
+  b_h: Optional[jax.Array]
+  p_i: jax.Array
+  p_f: jax.Array
+  p_o: jax.Array
+
+
+class CIFGParams(NamedTuple):
+  """Params of :class:`CIFGLSTMCell`; gate blocks in the order ``f, g, o``.
+
+  Attributes:
+    w_i: ``(input_size, 3*hidden_size)``.
+    w_h: ``(hidden_size, 3*hidden_size)``.
+    b_i: ``(3*hidden_size,)`` or ``None``.
+    b_h: ``(3*hidden_size,)`` or ``None``.
+  """
+
+  w_i: jax.Array
+  w_h: jax.Array
+  b_i: Optional[jax.Array]
+  b_h: Optional[jax.Array]
+
+
+def _with_forget_bias(w: initializers.FusedWeights, forget_gate: int,
+                      hidden_size: int, forget_bias, initializer: str):
+  if forget_bias is None:
+    forget_bias = 1.0 if initializer == "default" else 0.0
+  start = forget_gate * hidden_size
+  b_i = w.b_i.at[start:start + hidden_size].add(forget_bias)
+  return w._replace(b_i=b_i)
+
+
+@dataclasses.dataclass(frozen=True)
+class LSTMCell(base.Cell):
+  r"""Long short-term memory cell, as ``torch.nn.LSTMCell``.
+
+  .. math::
+
+    [i, f, g, o] &= x W_i + b_i + h W_h + b_h \\
+    c' &= \sigma(f) \odot c + \sigma(i) \odot \tanh(g) \\
+    h' &= \sigma(o) \odot \tanh(c'), \qquad y = h'
+
+  Gate order ``i, f, g, o`` (PyTorch's); carry :class:`LSTMState` ``(h, c)``.
+  """
+
+  params_type = LSTMParams
+  carry_type = base.LSTMState
+  num_gates = 4
+
+  def init(self, key, input_size, hidden_size, *, dtype: Any = jnp.float32,
+           initializer: str = "default",
+           forget_bias: Optional[float] = None) -> LSTMParams:
+    """Params; ``forget_bias`` is added to the forget gate's ``b_i`` block."""
+    w = initializers.fused_weights(key, input_size, hidden_size, 4,
+                                   dtype=dtype, initializer=initializer)
+    return LSTMParams(*_with_forget_bias(w, 1, hidden_size, forget_bias,
+                                         initializer))
+
+  def recurrence(self, params, carry, xp):
+    z = xp + carry.h @ params.w_h
+    i, f, g, o = jnp.split(z, 4, axis=-1)
+    c = sigmoid(f) * carry.c + sigmoid(i) * jnp.tanh(g)
+    h = sigmoid(o) * jnp.tanh(c)
+    return base.LSTMState(h, c), h
+
+
+@dataclasses.dataclass(frozen=True)
+class PeepholeLSTMCell(base.Cell):
+  r"""LSTM with diagonal peephole connections (Gers & Schmidhuber, 2000).
+
+  The input and forget gates see the previous cell state, the output gate
+  the new one:
+
+  .. math::
+
+    [z_i, z_f, z_g, z_o] &= x W_i + b_i + h W_h + b_h \\
+    i &= \sigma(z_i + p_i \odot c), \quad f = \sigma(z_f + p_f \odot c) \\
+    c' &= f \odot c + i \odot \tanh(z_g) \\
+    o &= \sigma(z_o + p_o \odot c'), \quad h' = o \odot \tanh(c'), \quad y = h'
+
+  Gate order ``i, f, g, o``; carry :class:`LSTMState` ``(h, c)``. Peephole
+  weights start at zero under ``initializer="default"`` (the cell starts as
+  a plain LSTM) and uniform under ``"pytorch"``.
+  """
+
+  params_type = PeepholeLSTMParams
+  carry_type = base.LSTMState
+  num_gates = 4
+
+  def init(self, key, input_size, hidden_size, *, dtype: Any = jnp.float32,
+           initializer: str = "default",
+           forget_bias: Optional[float] = None) -> PeepholeLSTMParams:
+    """Params; ``forget_bias`` is added to the forget gate's ``b_i`` block."""
+    k_w, k_p = jax.random.split(key)
+    w = initializers.fused_weights(k_w, input_size, hidden_size, 4,
+                                   dtype=dtype, initializer=initializer)
+    w = _with_forget_bias(w, 1, hidden_size, forget_bias, initializer)
+    if initializer == "pytorch":
+      p = initializers.uniform(k_p, (3, hidden_size), hidden_size, dtype)
+    else:
+      p = jnp.zeros((3, hidden_size), dtype)
+    return PeepholeLSTMParams(*w, p[0], p[1], p[2])
+
+  def _param_shapes(self, input_size, hidden_size):
+    shapes = super()._param_shapes(input_size, hidden_size)
+    return {**shapes, "p_i": (hidden_size,), "p_f": (hidden_size,),
+            "p_o": (hidden_size,)}
+
+  def recurrence(self, params, carry, xp):
+    z = xp + carry.h @ params.w_h
+    z_i, z_f, z_g, z_o = jnp.split(z, 4, axis=-1)
+    i = sigmoid(z_i + params.p_i * carry.c)
+    f = sigmoid(z_f + params.p_f * carry.c)
+    c = f * carry.c + i * jnp.tanh(z_g)
+    h = sigmoid(z_o + params.p_o * c) * jnp.tanh(c)
+    return base.LSTMState(h, c), h
+
+
+@dataclasses.dataclass(frozen=True)
+class CIFGLSTMCell(base.Cell):
+  r"""Coupled input-forget gate LSTM (Greff et al., 2017): ``i = 1 - f``.
+
+  .. math::
+
+    [f, g, o] &= x W_i + b_i + h W_h + b_h \\
+    c' &= \sigma(f) \odot c + (1 - \sigma(f)) \odot \tanh(g) \\
+    h' &= \sigma(o) \odot \tanh(c'), \qquad y = h'
+
+  Gate order ``f, g, o`` (no input-gate weights); carry :class:`LSTMState`
+  ``(h, c)``.
+  """
+
+  params_type = CIFGParams
+  carry_type = base.LSTMState
+  num_gates = 3
+
+  def init(self, key, input_size, hidden_size, *, dtype: Any = jnp.float32,
+           initializer: str = "default",
+           forget_bias: Optional[float] = None) -> CIFGParams:
+    """Params; ``forget_bias`` is added to the forget gate's ``b_i`` block."""
+    w = initializers.fused_weights(key, input_size, hidden_size, 3,
+                                   dtype=dtype, initializer=initializer)
+    return CIFGParams(*_with_forget_bias(w, 0, hidden_size, forget_bias,
+                                         initializer))
+
+  def recurrence(self, params, carry, xp):
+    z = xp + carry.h @ params.w_h
+    f, g, o = jnp.split(z, 3, axis=-1)
+    f = sigmoid(f)
+    c = f * carry.c + (1 - f) * jnp.tanh(g)
+    h = sigmoid(o) * jnp.tanh(c)
+    return base.LSTMState(h, c), h

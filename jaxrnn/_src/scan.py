@@ -1,0 +1,211 @@
+"""The one scan engine: a cell run over time with ``jax.lax.scan``.
+
+Every sequence layer (:func:`scan`, :class:`Bidirectional`, :class:`Stacked`)
+ends in :func:`run_cell`. It works time-major, computes the input projection of
+all steps as one matmul before the loop, and keeps only the recurrent part of
+the step inside it.
+
+Masking. A step is *valid* where ``t < seq_lengths`` and ``mask`` is true. On
+an invalid step the carry is held and the output is zero, so the final carry
+is each sequence's carry at its last valid step. Reversal runs the scan from
+the last step to the first; since invalid steps hold the carry, a
+right-padded sequence is reversed within its own length, and the outputs come
+back in the original time order.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrnn._src import base
+
+Array = jax.Array
+
+
+# ------------------------------------------------------------------- engine
+def run_cell(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
+             valid: Optional[Array], *, reverse: bool, unroll: int):
+  """Runs ``cell`` over time-major ``xs`` ``(T, *batch, input_size)``.
+
+  Args:
+    cell: the cell.
+    params: its params.
+    xs: inputs, time-major.
+    carry: initial carry, or ``None`` for zeros.
+    valid: boolean ``(T, *batch)``, or ``None`` when every step is valid.
+    reverse: run from the last step to the first.
+    unroll: passed to ``lax.scan``.
+
+  Returns:
+    ``(final_carry, ys)`` with ``ys`` time-major ``(T, *batch, output_size)``.
+  """
+  xp = cell.input_projection(params, xs)  # all steps in one matmul
+  if carry is None:
+    carry = cell.initial_carry(params, xs.shape[1:-1], xp.dtype)
+
+  def keep_dtype(new, old):
+    return jax.tree.map(lambda n, o: n.astype(o.dtype), new, old)
+
+  if valid is None:
+    def step(c, xp_t):
+      new_c, y = cell.recurrence(params, c, xp_t)
+      return keep_dtype(new_c, c), y
+    return jax.lax.scan(step, carry, xp, reverse=reverse, unroll=unroll)
+
+  def masked_step(c, inputs):
+    xp_t, valid_t = inputs
+    new_c, y = cell.recurrence(params, c, xp_t)
+    v = valid_t[..., None]
+    new_c = jax.tree.map(lambda n, o: jnp.where(v, n, o).astype(o.dtype),
+                         new_c, c)
+    return new_c, jnp.where(v, y, jnp.zeros_like(y))
+
+  return jax.lax.scan(masked_step, carry, (xp, valid), reverse=reverse,
+                      unroll=unroll)
+
+
+def valid_steps(seq_lengths: Optional[Array], mask: Optional[Array], T: int,
+                time_major: bool) -> Optional[Array]:
+  """Time-major ``(T, *batch)`` booleans from ``seq_lengths`` and ``mask``."""
+  valid = None
+  if seq_lengths is not None:
+    t = jnp.arange(T).reshape((T,) + (1,) * jnp.ndim(seq_lengths))
+    valid = t < jnp.asarray(seq_lengths)[None]
+  if mask is not None:
+    mask = jnp.asarray(mask)
+    mask = mask if time_major else jnp.moveaxis(mask, -1, 0)
+    valid = mask if valid is None else valid & mask
+  return valid
+
+
+def to_time_major(xs: Array, time_major: bool) -> Array:
+  return xs if time_major else jnp.moveaxis(xs, -2, 0)
+
+
+def from_time_major(ys: Array, time_major: bool) -> Array:
+  return ys if time_major else jnp.moveaxis(ys, 0, -2)
+
+
+# ------------------------------------------------------------------- checks
+def check_sequence(xs: Any, time_major: bool) -> tuple:
+  """Returns ``(batch_shape, T)`` of ``xs``, or raises."""
+  shape = getattr(xs, "shape", None)
+  if shape is None or len(shape) < 2:
+    layout = "(T, *batch, input_size)" if time_major else "(*batch, T, input_size)"
+    raise ValueError(f"xs: expected an array of shape {layout}, got "
+                     f"{base.shape_str(shape) if shape is not None else type(xs).__name__}")
+  if time_major:
+    return tuple(shape[1:-1]), shape[0]
+  return tuple(shape[:-2]), shape[-2]
+
+
+def check_lengths_and_mask(seq_lengths, mask, batch_shape: tuple, T: int,
+                           time_major: bool) -> None:
+  """Shapes and dtypes of ``seq_lengths`` and ``mask``; values when concrete."""
+  if seq_lengths is not None:
+    shape = jnp.shape(seq_lengths)
+    dtype = jnp.result_type(seq_lengths)
+    if not jnp.issubdtype(dtype, jnp.integer):
+      raise TypeError(f"seq_lengths: expected an integer array, got dtype {dtype}")
+    if shape != batch_shape:
+      raise ValueError(
+          f"seq_lengths: expected shape {base.shape_str(batch_shape)} (the "
+          f"batch shape of xs), got {base.shape_str(shape)}")
+    if not isinstance(seq_lengths, jax.core.Tracer):
+      # Values can be checked only outside jit; under jit lengths above T act
+      # as T and negative lengths as 0.
+      lengths = np.asarray(seq_lengths)
+      if lengths.size and (lengths.min() < 0 or lengths.max() > T):
+        raise ValueError(
+            f"seq_lengths: expected values in [0, T={T}], got min "
+            f"{lengths.min()} and max {lengths.max()}")
+  if mask is not None:
+    shape = jnp.shape(mask)
+    dtype = jnp.result_type(mask)
+    if dtype != jnp.bool_:
+      raise TypeError(f"mask: expected a boolean array, got dtype {dtype}")
+    want = (T, *batch_shape) if time_major else (*batch_shape, T)
+    if shape != want:
+      layout = "(T, *batch)" if time_major else "(*batch, T)"
+      raise ValueError(f"mask: expected shape {base.shape_str(want)} "
+                       f"{layout}, got {base.shape_str(shape)}")
+
+
+def check_unroll(unroll) -> None:
+  if isinstance(unroll, bool):
+    return
+  if not isinstance(unroll, int) or unroll < 1:
+    raise ValueError(f"unroll: expected a positive int or a bool, got {unroll!r}")
+
+
+def check_cell(cell: Any, name: str = "cell") -> None:
+  if not isinstance(cell, base.Cell):
+    raise TypeError(f"{name}: expected a jaxrnn cell (e.g. jaxrnn.LSTMCell()), "
+                    f"got {type(cell).__name__}")
+
+
+def check_cell_inputs(cell: base.Cell, params, xs, carry, batch_shape: tuple, *,
+                      params_name: str = "params", carry_name: str = "initial_carry",
+                      xs_name: str = "xs") -> None:
+  cell.check_params(params, params_name)
+  cell.check_input(params, xs, xs_name)
+  if carry is not None:
+    cell.check_carry(params, carry, batch_shape, carry_name)
+
+
+# ------------------------------------------------------------------- public
+def scan(cell: base.Cell, params: Any, xs: Array, *,
+         initial_carry: Optional[Any] = None,
+         seq_lengths: Optional[Array] = None,
+         mask: Optional[Array] = None,
+         reverse: bool = False,
+         time_major: bool = False,
+         unroll: int = 1):
+  """Runs ``cell`` over a sequence with ``jax.lax.scan`` (jit-compiled).
+
+  Args:
+    cell: a jaxrnn cell, e.g. ``LSTMCell()``.
+    params: the cell's params.
+    xs: inputs ``(*batch, T, input_size)``, or ``(T, *batch, input_size)``
+      when ``time_major``; any number of batch dimensions, including none.
+    initial_carry: the carry at the start; zeros when ``None``.
+    seq_lengths: integer lengths of shape ``batch`` for right-padded
+      sequences; steps ``t >= seq_lengths`` are invalid.
+    mask: boolean ``(*batch, T)`` (``(T, *batch)`` when ``time_major``);
+      false marks an invalid step. Combined with ``seq_lengths`` by "and".
+    reverse: run from the last valid step to the first; outputs are returned
+      in the original time order, and each right-padded sequence is reversed
+      within its own length.
+    time_major: layout of ``xs``, ``mask`` and the returned ``ys``.
+    unroll: how many steps ``lax.scan`` unrolls per iteration (or ``True``).
+
+  Returns:
+    ``(carry, ys)``: the carry after the last valid step of each sequence and
+    the outputs ``(*batch, T, output_size)``, zero on invalid steps.
+
+  Raises:
+    TypeError, ValueError: at trace time, naming the argument at fault.
+  """
+  check_cell(cell)
+  check_unroll(unroll)
+  batch_shape, T = check_sequence(xs, time_major)
+  check_cell_inputs(cell, params, xs, initial_carry, batch_shape)
+  check_lengths_and_mask(seq_lengths, mask, batch_shape, T, time_major)
+  return _scan(cell, params, xs, initial_carry, seq_lengths, mask,
+               reverse=reverse, time_major=time_major, unroll=unroll)
+
+
+@functools.partial(jax.jit, static_argnames=("cell", "reverse", "time_major",
+                                             "unroll"))
+def _scan(cell, params, xs, initial_carry, seq_lengths, mask, *, reverse,
+          time_major, unroll):
+  xs = to_time_major(xs, time_major)
+  valid = valid_steps(seq_lengths, mask, xs.shape[0], time_major)
+  carry, ys = run_cell(cell, params, xs, initial_carry, valid, reverse=reverse,
+                       unroll=unroll)
+  return carry, from_time_major(ys, time_major)
