@@ -76,7 +76,7 @@ class GRUCell(base.Cell):
       return super().input_projection(params, x)
     # b_hn sits inside r * (...), so only the r and z blocks of b_h fold here.
     hidden = params.w_h.shape[0]
-    b_h = params.b_h.at[2 * hidden:].set(0)
+    b_h = jnp.asarray(params.b_h).at[2 * hidden:].set(0)
     return base.add_biases(x @ params.w_i, params.b_i, b_h)
 
   def recurrence(self, params, carry, xp):

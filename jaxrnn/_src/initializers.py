@@ -49,10 +49,13 @@ def fused_weights(key: jax.Array, input_size: int, hidden_size: int,
         uniform(k_h, (hidden_size, k), hidden_size, dtype),
         uniform(k_bi, (k,), hidden_size, dtype),
         uniform(k_bh, (k,), hidden_size, dtype))
-  w_i = jax.nn.initializers.lecun_normal()(k_i, (input_size, k), dtype)
+  # Drawn in at least float32 (no QR for bfloat16), then cast.
+  draw_dtype = jnp.promote_types(dtype, jnp.float32)
+  w_i = jax.nn.initializers.lecun_normal()(k_i, (input_size, k), draw_dtype)
   orthogonal = jax.nn.initializers.orthogonal()
-  blocks = [orthogonal(kg, (hidden_size, hidden_size), dtype)
+  blocks = [orthogonal(kg, (hidden_size, hidden_size), draw_dtype)
             for kg in jax.random.split(k_h, num_gates)]
   w_h = jnp.concatenate(blocks, axis=1)
+  w_i, w_h = w_i.astype(dtype), w_h.astype(dtype)
   zeros = jnp.zeros((k,), dtype)
   return FusedWeights(w_i, w_h, zeros, zeros)

@@ -1,0 +1,82 @@
+"""NumPy float64 implementations written from the equations in the docstrings.
+
+They share no code with jaxrnn: each cell is written out gate by gate.
+"""
+
+import numpy as np
+
+
+def sigmoid(x):
+  return 1.0 / (1.0 + np.exp(-x))
+
+
+def np_params(params):
+  return type(params)(*(None if p is None else np.asarray(p, np.float64)
+                        for p in params))
+
+
+def _bias(b, n):
+  return np.zeros(n) if b is None else b
+
+
+def simple_rnn(p, state, x, activation="tanh"):
+  (h,) = state
+  H = p.w_h.shape[0]
+  a = x @ p.w_i + _bias(p.b_i, H) + h @ p.w_h + _bias(p.b_h, H)
+  h = np.tanh(a) if activation == "tanh" else np.maximum(a, 0.0)
+  return (h,), h
+
+
+def lstm(p, state, x):
+  h, c = state
+  H = p.w_h.shape[0]
+  b_i, b_h = _bias(p.b_i, 4 * H), _bias(p.b_h, 4 * H)
+  gate = lambda k: (x @ p.w_i[:, k * H:(k + 1) * H] + b_i[k * H:(k + 1) * H]
+                    + h @ p.w_h[:, k * H:(k + 1) * H] + b_h[k * H:(k + 1) * H])
+  i, f, g, o = sigmoid(gate(0)), sigmoid(gate(1)), np.tanh(gate(2)), sigmoid(gate(3))
+  c = f * c + i * g
+  h = o * np.tanh(c)
+  return (h, c), h
+
+
+def peephole_lstm(p, state, x):
+  h, c = state
+  H = p.w_h.shape[0]
+  b_i, b_h = _bias(p.b_i, 4 * H), _bias(p.b_h, 4 * H)
+  gate = lambda k: (x @ p.w_i[:, k * H:(k + 1) * H] + b_i[k * H:(k + 1) * H]
+                    + h @ p.w_h[:, k * H:(k + 1) * H] + b_h[k * H:(k + 1) * H])
+  i = sigmoid(gate(0) + p.p_i * c)
+  f = sigmoid(gate(1) + p.p_f * c)
+  c_new = f * c + i * np.tanh(gate(2))
+  o = sigmoid(gate(3) + p.p_o * c_new)
+  h = o * np.tanh(c_new)
+  return (h, c_new), h
+
+
+def cifg_lstm(p, state, x):
+  h, c = state
+  H = p.w_h.shape[0]
+  b_i, b_h = _bias(p.b_i, 3 * H), _bias(p.b_h, 3 * H)
+  gate = lambda k: (x @ p.w_i[:, k * H:(k + 1) * H] + b_i[k * H:(k + 1) * H]
+                    + h @ p.w_h[:, k * H:(k + 1) * H] + b_h[k * H:(k + 1) * H])
+  f, g, o = sigmoid(gate(0)), np.tanh(gate(1)), sigmoid(gate(2))
+  c = f * c + (1.0 - f) * g
+  h = o * np.tanh(c)
+  return (h, c), h
+
+
+def gru(p, state, x, reset_after=True):
+  (h,) = state
+  H = p.w_h.shape[0]
+  b_i, b_h = _bias(p.b_i, 3 * H), _bias(p.b_h, 3 * H)
+  xg = lambda k: x @ p.w_i[:, k * H:(k + 1) * H] + b_i[k * H:(k + 1) * H]
+  W = lambda k: p.w_h[:, k * H:(k + 1) * H]
+  bh = lambda k: b_h[k * H:(k + 1) * H]
+  r = sigmoid(xg(0) + h @ W(0) + bh(0))
+  z = sigmoid(xg(1) + h @ W(1) + bh(1))
+  if reset_after:  # cuDNN / PyTorch
+    n = np.tanh(xg(2) + r * (h @ W(2) + bh(2)))
+  else:  # Cho et al. 2014
+    n = np.tanh(xg(2) + (r * h) @ W(2) + bh(2))
+  h = (1.0 - z) * n + z * h
+  return (h,), h
