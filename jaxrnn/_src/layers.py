@@ -110,7 +110,7 @@ class Bidirectional:
                    xs_name="xs") -> None:
     self._check_params(params, params_name)
     if initial_carry is not None and (
-        not isinstance(initial_carry, (tuple, list)) or len(initial_carry) != 2):
+        type(initial_carry) not in (tuple, list) or len(initial_carry) != 2):
       raise TypeError(f"{carry_name}: expected a pair (forward_carry, "
                       f"backward_carry), got {type(initial_carry).__name__}")
     carries = (None, None) if initial_carry is None else initial_carry
