@@ -20,6 +20,8 @@ from jaxrnn._src.lstm import LSTMCell
 from jaxrnn._src.lstm import LSTMParams
 from jaxrnn._src.lstm import PeepholeLSTMCell
 from jaxrnn._src.lstm import PeepholeLSTMParams
+from jaxrnn._src.lstm import ProjectedLSTMCell
+from jaxrnn._src.lstm import ProjectedLSTMParams
 from jaxrnn._src.scan import scan
 from jaxrnn._src.simple import SimpleRNNCell
 from jaxrnn._src.simple import SimpleRNNParams
@@ -41,6 +43,8 @@ __all__ = (
     "LinearParams",
     "PeepholeLSTMCell",
     "PeepholeLSTMParams",
+    "ProjectedLSTMCell",
+    "ProjectedLSTMParams",
     "RNNState",
     "SimpleRNNCell",
     "SimpleRNNParams",

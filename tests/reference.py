@@ -80,3 +80,15 @@ def gru(p, state, x, reset_after=True):
     n = np.tanh(xg(2) + (r * h) @ W(2) + bh(2))
   h = (1.0 - z) * n + z * h
   return (h,), h
+
+
+def projected_lstm(p, state, x):
+  h, c = state
+  H = p.w_p.shape[0]
+  b_i, b_h = _bias(p.b_i, 4 * H), _bias(p.b_h, 4 * H)
+  gate = lambda k: (x @ p.w_i[:, k * H:(k + 1) * H] + b_i[k * H:(k + 1) * H]
+                    + h @ p.w_h[:, k * H:(k + 1) * H] + b_h[k * H:(k + 1) * H])
+  i, f, g, o = sigmoid(gate(0)), sigmoid(gate(1)), np.tanh(gate(2)), sigmoid(gate(3))
+  c = f * c + i * g
+  h = (o * np.tanh(c)) @ p.w_p
+  return (h, c), h

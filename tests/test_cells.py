@@ -9,7 +9,7 @@ from jax.test_util import check_grads
 
 import jaxrnn
 import reference
-from cases import CELLS
+from cases import CELLS, init_params
 
 BATCH_SHAPES = [(), (3,), (2, 3)]
 
@@ -17,10 +17,10 @@ BATCH_SHAPES = [(), (3,), (2, 3)]
 def random_case(cell, seed, batch_shape, dtype=jnp.float64, initializer="pytorch"):
   """Random params (nonzero biases and peepholes), carry and input."""
   rng = np.random.default_rng(seed)
-  input_size, hidden_size = int(rng.integers(1, 9)), int(rng.integers(1, 9))
+  input_size, hidden_size = int(rng.integers(1, 9)), int(rng.integers(2, 9))
   key = jax.random.key(seed)
   k_p, k_c, k_x = jax.random.split(key, 3)
-  params = cell.init(k_p, input_size, hidden_size, dtype=dtype,
+  params = init_params(cell, k_p, input_size, hidden_size, dtype=dtype,
                      initializer=initializer)
   carry = cell.initial_carry(params, batch_shape)
   carry = type(carry)(*(jax.random.normal(k, c.shape, dtype)
@@ -42,7 +42,7 @@ def test_cell_matches_numpy(name, batch_shape, seed):
   for got, want in zip(new_carry, want_carry):
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
   assert type(new_carry) is type(carry)
-  assert y.shape == (*batch_shape, cell.hidden_size(params))
+  assert y.shape == (*batch_shape, cell.output_size(params))
 
 
 @pytest.mark.parametrize("name", list(CELLS))
@@ -155,11 +155,11 @@ def test_scan_matches_torch_sequence_module(kind):
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float64])
 def test_init_dtype_and_carry(name, dtype):
   cell, _ = CELLS[name]
-  params = cell.init(jax.random.key(0), 3, 6, dtype=dtype)
+  params = init_params(cell, jax.random.key(0), 3, 6, dtype=dtype)
   assert all(leaf.dtype == dtype for leaf in jax.tree.leaves(params))
   carry = cell.initial_carry(params, (2, 4))
-  assert all(c.shape == (2, 4, 6) and c.dtype == dtype and not c.any()
-             for c in carry)
+  assert [c.shape for c in carry] == [(2, 4, n) for n in cell.carry_sizes(params)]
+  assert all(c.dtype == dtype and not c.any() for c in carry)
   new_carry, y = cell(params, carry, jnp.ones((2, 4, 3), dtype))
   assert y.dtype == dtype
   assert all(c.dtype == dtype for c in new_carry)
@@ -169,7 +169,7 @@ def test_init_dtype_and_carry(name, dtype):
 def test_pytorch_init_bounds(name):
   cell, _ = CELLS[name]
   H = 16
-  params = cell.init(jax.random.key(1), 5, H, initializer="pytorch")
+  params = init_params(cell, jax.random.key(1), 5, H, initializer="pytorch")
   bound = 1 / np.sqrt(H)
   for leaf in jax.tree.leaves(params):
     assert np.abs(leaf).max() <= bound
@@ -180,28 +180,31 @@ def test_pytorch_init_bounds(name):
 def test_default_init(name):
   cell, _ = CELLS[name]
   I, H = 64, 8
-  params = cell.init(jax.random.key(2), I, H)
+  params = init_params(cell, jax.random.key(2), I, H)
   w_h = np.asarray(params.w_h, np.float64)
   for k in range(cell.num_gates):  # each gate's recurrent block is orthogonal
     block = w_h[:, k * H:(k + 1) * H]
-    np.testing.assert_allclose(block.T @ block, np.eye(H), atol=1e-5)
+    if block.shape[0] < H:  # LSTMP: (proj, hidden), orthonormal rows
+      block = block.T
+    np.testing.assert_allclose(block.T @ block, np.eye(block.shape[1]), atol=1e-5)
   std = np.asarray(params.w_i).std()
   assert 0.7 / np.sqrt(I) < std < 1.3 / np.sqrt(I)  # LeCun normal
   assert not np.asarray(params.b_h).any()
 
 
 @pytest.mark.parametrize("cell,forget_block", [
-    (jaxrnn.LSTMCell(), 1), (jaxrnn.PeepholeLSTMCell(), 1), (jaxrnn.CIFGLSTMCell(), 0)])
+    (jaxrnn.LSTMCell(), 1), (jaxrnn.PeepholeLSTMCell(), 1), (jaxrnn.CIFGLSTMCell(), 0),
+    (jaxrnn.ProjectedLSTMCell(), 1)])
 def test_forget_bias(cell, forget_block):
   H = 4
-  b = np.asarray(cell.init(jax.random.key(0), 3, H).b_i).reshape(-1, H)
+  b = np.asarray(init_params(cell, jax.random.key(0), 3, H).b_i).reshape(-1, H)
   assert (b[forget_block] == 1.0).all()
   assert not np.delete(b, forget_block, axis=0).any()
-  b = np.asarray(cell.init(jax.random.key(0), 3, H, forget_bias=2.5).b_i).reshape(-1, H)
+  b = np.asarray(init_params(cell, jax.random.key(0), 3, H, forget_bias=2.5).b_i).reshape(-1, H)
   assert (b[forget_block] == 2.5).all()
   # PyTorch's scheme adds nothing by default: same draw as forget_bias=0
-  torch_like = cell.init(jax.random.key(0), 3, H, initializer="pytorch")
-  shifted = cell.init(jax.random.key(0), 3, H, initializer="pytorch", forget_bias=1.0)
+  torch_like = init_params(cell, jax.random.key(0), 3, H, initializer="pytorch")
+  shifted = init_params(cell, jax.random.key(0), 3, H, initializer="pytorch", forget_bias=1.0)
   np.testing.assert_allclose(
       np.asarray(shifted.b_i - torch_like.b_i).reshape(-1, H)[forget_block], 1.0,
       rtol=1e-6)
@@ -221,7 +224,7 @@ def test_linear_readout():
 
 def test_bfloat16_close_to_float32():
   cell = jaxrnn.LSTMCell()
-  p32 = cell.init(jax.random.key(0), 8, 16)
+  p32 = init_params(cell, jax.random.key(0), 8, 16)
   x = jax.random.normal(jax.random.key(1), (4, 10, 8))
   _, y32 = jaxrnn.scan(cell, p32, x)
   p16 = jax.tree.map(lambda a: a.astype(jnp.bfloat16), p32)

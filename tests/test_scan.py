@@ -9,14 +9,14 @@ from hypothesis import given, settings, strategies as st
 from jax.test_util import check_grads
 
 import jaxrnn
-from cases import CELLS
+from cases import CELLS, init_params
 
 RTOL = 1e-10
 
 
 def setup(cell, batch_shape, T=7, I=3, H=4, seed=0, dtype=jnp.float64):
   k_p, k_x, k_c = jax.random.split(jax.random.key(seed), 3)
-  params = cell.init(k_p, I, H, dtype=dtype, initializer="pytorch")
+  params = init_params(cell, k_p, I, H, dtype=dtype, initializer="pytorch")
   xs = jax.random.normal(k_x, (*batch_shape, T, I), dtype)
   carry = cell.initial_carry(params, batch_shape)
   carry = type(carry)(*(jax.random.normal(k, c.shape, dtype)

@@ -58,6 +58,12 @@ def shape_str(shape: Sequence[int]) -> str:
   return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+def describe(value: Any) -> str:
+  """A value's shape for an error message, or its type if it has none."""
+  shape = getattr(value, "shape", None)
+  return shape_str(shape) if shape is not None else type(value).__name__
+
+
 def check_initializer(initializer: str) -> None:
   if initializer not in INITIALIZERS:
     raise ValueError(
@@ -120,15 +126,15 @@ class Cell(abc.ABC):
 
   def initial_carry(self, params: PyTree, batch_shape: Sequence[int] = (),
                     dtype: Any = None) -> PyTree:
-    """Zeros of shape ``(*batch_shape, hidden_size)`` for every carry leaf.
+    """Zeros of shape ``(*batch_shape, size)`` for every carry leaf.
 
     ``dtype`` defaults to the dtype of the recurrent weights.
     """
     self.check_params(params)
     batch_shape = _as_shape(batch_shape, "batch_shape")
     dtype = params.w_h.dtype if dtype is None else dtype
-    zeros = jnp.zeros((*batch_shape, self.hidden_size(params)), dtype)
-    return self.carry_type(*(zeros for _ in self.carry_type._fields))
+    return self.carry_type(*(jnp.zeros((*batch_shape, size), dtype)
+                             for size in self.carry_sizes(params)))
 
   def input_size(self, params: PyTree) -> int:
     return params.w_i.shape[0]
@@ -140,6 +146,10 @@ class Cell(abc.ABC):
     """Size of the last axis of ``y``."""
     return self.hidden_size(params)
 
+  def carry_sizes(self, params: PyTree) -> tuple:
+    """Size of the last axis of each carry field, in field order."""
+    return (self.hidden_size(params),) * len(self.carry_type._fields)
+
   # --------------------------------------------------------------- checks
   def check_params(self, params: PyTree, name: str = "params") -> None:
     """Raises if ``params`` are not this cell's, or their shapes disagree."""
@@ -148,24 +158,26 @@ class Cell(abc.ABC):
       raise TypeError(
           f"{name}: {cls} expects {self.params_type.__name__}, got "
           f"{type(params).__name__}")
-    hidden = params.w_h.shape[0] if params.w_h.ndim == 2 else -1
-    expected = self._param_shapes(
-        params.w_i.shape[0] if params.w_i.ndim == 2 else -1, hidden)
-    for field, want in expected.items():
+    for field in ("w_i", "w_h"):
+      value = getattr(params, field)
+      if len(getattr(value, "shape", ())) != 2:
+        raise ValueError(f"{name}.{field}: expected a 2-D array, got "
+                         f"{describe(value)}")
+    for field, want in self._param_shapes(params).items():
       value = getattr(params, field)
       if value is None and field in ("b_i", "b_h"):
         continue  # bias-free cells (PyTorch's bias=False) are allowed
-      got = getattr(value, "shape", None)
-      if got != want:
+      if getattr(value, "shape", None) != want:
         raise ValueError(
             f"{name}.{field}: expected shape {shape_str(want)} for {cls} with "
-            f"hidden_size={hidden}, got "
-            f"{shape_str(got) if got is not None else type(value).__name__}")
+            f"hidden_size={self.hidden_size(params)}, got {describe(value)}")
 
-  def _param_shapes(self, input_size: int, hidden_size: int) -> dict:
-    k = self.num_gates * hidden_size
-    return {"w_i": (input_size, k), "w_h": (hidden_size, k), "b_i": (k,),
-            "b_h": (k,)}
+  def _param_shapes(self, params: PyTree) -> dict:
+    """Expected shape of each field, from ``input_size`` and ``hidden_size``."""
+    hidden = self.hidden_size(params)
+    k = self.num_gates * hidden
+    return {"w_i": (self.input_size(params), k), "w_h": (hidden, k),
+            "b_i": (k,), "b_h": (k,)}
 
   def check_input(self, params: PyTree, x: Array, name: str) -> None:
     x_dtype = getattr(x, "dtype", None)
@@ -185,15 +197,13 @@ class Cell(abc.ABC):
       raise TypeError(
           f"{name}: {cls} expects {self.carry_type.__name__}"
           f"{self.carry_type._fields}, got {type(carry).__name__}")
-    want = (*batch_shape, self.hidden_size(params))
-    for field in self.carry_type._fields:
-      got = getattr(getattr(carry, field), "shape", None)
-      if got != want:
+    for field, size in zip(self.carry_type._fields, self.carry_sizes(params)):
+      want = (*batch_shape, size)
+      value = getattr(carry, field)
+      if getattr(value, "shape", None) != want:
         raise ValueError(
-            f"{name}.{field}: expected shape {shape_str(want)} "
-            f"(batch {shape_str(batch_shape)}, hidden_size="
-            f"{self.hidden_size(params)}), got "
-            f"{shape_str(got) if got is not None else type(getattr(carry, field)).__name__}")
+            f"{name}.{field}: expected shape {shape_str(want)} (batch "
+            f"{shape_str(batch_shape)}, size {size}), got {describe(value)}")
 
 
 def _as_shape(shape, name: str) -> tuple:

@@ -14,7 +14,7 @@ Two schemes, chosen by ``initializer=``:
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -36,24 +36,29 @@ def uniform(key: jax.Array, shape, hidden_size: int, dtype: Any) -> jax.Array:
 
 
 def fused_weights(key: jax.Array, input_size: int, hidden_size: int,
-                  num_gates: int, *, dtype: Any,
-                  initializer: str) -> FusedWeights:
-  """Fused gate weights laid out ``(in, num_gates * hidden_size)``."""
+                  num_gates: int, *, dtype: Any, initializer: str,
+                  recurrent_size: Optional[int] = None) -> FusedWeights:
+  """Fused gate weights laid out ``(in, num_gates * hidden_size)``.
+
+  ``recurrent_size`` is the size of the state fed back into ``w_h``:
+  ``hidden_size`` unless the cell projects it (LSTMP's ``proj_size``).
+  """
   base.check_sizes(input_size, hidden_size)
   base.check_initializer(initializer)
+  recurrent_size = hidden_size if recurrent_size is None else recurrent_size
   k_i, k_h, k_bi, k_bh = jax.random.split(key, 4)
   k = num_gates * hidden_size
   if initializer == "pytorch":
     return FusedWeights(
         uniform(k_i, (input_size, k), hidden_size, dtype),
-        uniform(k_h, (hidden_size, k), hidden_size, dtype),
+        uniform(k_h, (recurrent_size, k), hidden_size, dtype),
         uniform(k_bi, (k,), hidden_size, dtype),
         uniform(k_bh, (k,), hidden_size, dtype))
   # Drawn in at least float32 (no QR for bfloat16), then cast.
   draw_dtype = jnp.promote_types(dtype, jnp.float32)
   w_i = jax.nn.initializers.lecun_normal()(k_i, (input_size, k), draw_dtype)
   orthogonal = jax.nn.initializers.orthogonal()
-  blocks = [orthogonal(kg, (hidden_size, hidden_size), draw_dtype)
+  blocks = [orthogonal(kg, (recurrent_size, hidden_size), draw_dtype)
             for kg in jax.random.split(k_h, num_gates)]
   w_h = jnp.concatenate(blocks, axis=1)
   w_i, w_h = w_i.astype(dtype), w_h.astype(dtype)

@@ -55,6 +55,24 @@ class PeepholeLSTMParams(NamedTuple):
   p_o: jax.Array
 
 
+class ProjectedLSTMParams(NamedTuple):
+  """Params of :class:`ProjectedLSTMCell`; gates ``i, f, g, o``.
+
+  Attributes:
+    w_i: ``(input_size, 4*hidden_size)`` (PyTorch ``weight_ih_l0.T``).
+    w_h: ``(proj_size, 4*hidden_size)`` (``weight_hh_l0.T``).
+    b_i: ``(4*hidden_size,)`` or ``None`` (``bias_ih_l0``).
+    b_h: ``(4*hidden_size,)`` or ``None`` (``bias_hh_l0``).
+    w_p: projection, ``(hidden_size, proj_size)`` (``weight_hr_l0.T``).
+  """
+
+  w_i: jax.Array
+  w_h: jax.Array
+  b_i: Optional[jax.Array]
+  b_h: Optional[jax.Array]
+  w_p: jax.Array
+
+
 class CIFGParams(NamedTuple):
   """Params of :class:`CIFGLSTMCell`; gate blocks in the order ``f, g, o``.
 
@@ -115,6 +133,74 @@ class LSTMCell(base.Cell):
 
 
 @dataclasses.dataclass(frozen=True)
+class ProjectedLSTMCell(LSTMCell):
+  r"""LSTM with a projected hidden state (LSTMP; Sak et al., 2014), as
+  ``torch.nn.LSTM(proj_size=...)``.
+
+  .. math::
+
+    [i, f, g, o] &= x W_i + b_i + h W_h + b_h \\
+    c' &= \sigma(f) \odot c + \sigma(i) \odot \tanh(g) \\
+    h' &= \bigl(\sigma(o) \odot \tanh(c')\bigr) W_p, \qquad y = h'
+
+  Gate order ``i, f, g, o``; carry :class:`LSTMState` ``(h, c)`` with ``h`` of
+  size ``proj_size`` and ``c`` of size ``hidden_size``.
+  """
+
+  params_type = ProjectedLSTMParams
+
+  def init(self, key, input_size, hidden_size, *, proj_size: int,
+           dtype: Any = jnp.float32, initializer: str = "default",
+           forget_bias: Optional[float] = None) -> ProjectedLSTMParams:
+    """Params; ``proj_size`` is the size of ``h`` and of the output."""
+    base.check_sizes(input_size, hidden_size)
+    if not isinstance(proj_size, int) or not 0 < proj_size < hidden_size:
+      raise ValueError(f"proj_size: expected an int in [1, hidden_size="
+                       f"{hidden_size}), as torch.nn.LSTM requires, got "
+                       f"{proj_size!r}")
+    k_w, k_p = jax.random.split(key)
+    w = initializers.fused_weights(k_w, input_size, hidden_size, 4, dtype=dtype,
+                                   initializer=initializer,
+                                   recurrent_size=proj_size)
+    w = _with_forget_bias(w, 1, hidden_size, forget_bias, initializer)
+    if initializer == "pytorch":
+      w_p = initializers.uniform(k_p, (hidden_size, proj_size), hidden_size, dtype)
+    else:
+      w_p = jax.nn.initializers.lecun_normal()(
+          k_p, (hidden_size, proj_size), jnp.promote_types(dtype, jnp.float32)
+      ).astype(dtype)
+    return ProjectedLSTMParams(*w, w_p)
+
+  def hidden_size(self, params) -> int:
+    return params.w_p.shape[0]
+
+  def proj_size(self, params) -> int:
+    return params.w_p.shape[1]
+
+  def output_size(self, params) -> int:
+    return self.proj_size(params)
+
+  def carry_sizes(self, params) -> tuple:
+    return (self.proj_size(params), self.hidden_size(params))
+
+  def _param_shapes(self, params):
+    hidden, proj = self.hidden_size(params), self.proj_size(params)
+    return {**super()._param_shapes(params), "w_h": (proj, 4 * hidden),
+            "w_p": (hidden, proj)}
+
+  def check_params(self, params, name: str = "params") -> None:
+    if isinstance(params, self.params_type) and len(getattr(params.w_p, "shape", ())) != 2:
+      raise ValueError(f"{name}.w_p: expected a 2-D array, got "
+                       f"{base.describe(params.w_p)}")
+    super().check_params(params, name)
+
+  def recurrence(self, params, carry, xp):
+    (_, c), h = super().recurrence(params, carry, xp)
+    h = h @ params.w_p
+    return base.LSTMState(h, c), h
+
+
+@dataclasses.dataclass(frozen=True)
 class PeepholeLSTMCell(base.Cell):
   r"""LSTM with diagonal peephole connections (Gers & Schmidhuber, 2000).
 
@@ -151,10 +237,10 @@ class PeepholeLSTMCell(base.Cell):
       p = jnp.zeros((3, hidden_size), dtype)
     return PeepholeLSTMParams(*w, p[0], p[1], p[2])
 
-  def _param_shapes(self, input_size, hidden_size):
-    shapes = super()._param_shapes(input_size, hidden_size)
-    return {**shapes, "p_i": (hidden_size,), "p_f": (hidden_size,),
-            "p_o": (hidden_size,)}
+  def _param_shapes(self, params):
+    hidden = (self.hidden_size(params),)
+    return {**super()._param_shapes(params), "p_i": hidden, "p_f": hidden,
+            "p_o": hidden}
 
   def recurrence(self, params, carry, xp):
     z = xp + carry.h @ params.w_h

@@ -98,7 +98,7 @@ def check_sequence(xs: Any, time_major: bool) -> tuple:
   if shape is None or len(shape) < 2:
     layout = "(T, *batch, input_size)" if time_major else "(*batch, T, input_size)"
     raise ValueError(f"xs: expected an array of shape {layout}, got "
-                     f"{base.shape_str(shape) if shape is not None else type(xs).__name__}")
+                     f"{base.describe(xs)}")
   if time_major:
     return tuple(shape[1:-1]), shape[0]
   return tuple(shape[:-2]), shape[-2]
