@@ -1,0 +1,117 @@
+"""Flax linen ``LSTMCell``, ``OptimizedLSTMCell`` and ``GRUCell`` params, both ways.
+
+Works on the params dicts (``variables["params"]``); Flax itself is not
+imported. Both Flax LSTM cells name their parameters the same way: per gate
+``g`` in ``i, f, g, o``, an input kernel ``"i{g}"`` without bias and a
+recurrent kernel ``"h{g}"`` with bias. The GRU has input kernels ``"ir",
+"iz", "in"`` with biases, recurrent kernels ``"hr", "hz"`` without and
+``"hn"`` with bias (PyTorch's ``b_hn``).
+
+Where jaxrnn has a bias Flax lacks (the LSTM's ``b_i``; the GRU's ``r, z``
+blocks of ``b_h``), export adds it to the bias Flax has in the same sum: the
+mathematics is unchanged, and results agree to float rounding. Flax's carry
+is ``(c, h)``; use :func:`to_flax_carry` and :func:`from_flax_carry`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import jax.numpy as jnp
+
+from jaxrnn._src import base
+from jaxrnn._src import gru
+from jaxrnn._src import lstm
+
+_LSTM_GATES = ("i", "f", "g", "o")
+_GRU_GATES = ("r", "z", "n")
+
+
+def _get(params: Mapping, name: str, leaf: str):
+  try:
+    return jnp.asarray(params[name][leaf])
+  except (KeyError, TypeError):
+    raise ValueError(f"flax_params: missing {name!r}/{leaf!r}; got keys "
+                     f"{sorted(params) if isinstance(params, Mapping) else type(params).__name__}"
+                     ) from None
+
+
+def _blocks(array, n):
+  return jnp.split(array, n, axis=-1)
+
+
+def _unsupported(cell) -> ValueError:
+  return ValueError(
+      f"cell: Flax linen has no equivalent of {cell!r}: it has LSTMCell / "
+      "OptimizedLSTMCell (plain LSTM) and GRUCell (reset after the recurrent "
+      "matmul) only")
+
+
+def from_flax(cell: base.Cell, flax_params: Mapping[str, Any]):
+  """jaxrnn params for ``cell`` from a Flax linen cell's params dict.
+
+  Args:
+    cell: ``LSTMCell()`` for Flax's ``LSTMCell``/``OptimizedLSTMCell``, or
+      ``GRUCell(reset_after=True)`` for Flax's ``GRUCell``.
+    flax_params: ``variables["params"]`` of the Flax cell.
+  """
+  if type(cell) is lstm.LSTMCell:
+    w_i = jnp.concatenate([_get(flax_params, f"i{g}", "kernel") for g in _LSTM_GATES], 1)
+    w_h = jnp.concatenate([_get(flax_params, f"h{g}", "kernel") for g in _LSTM_GATES], 1)
+    b_h = jnp.concatenate([_get(flax_params, f"h{g}", "bias") for g in _LSTM_GATES])
+    params = lstm.LSTMParams(w_i, w_h, None, b_h)
+  elif type(cell) is gru.GRUCell and cell.reset_after:
+    w_i = jnp.concatenate([_get(flax_params, f"i{g}", "kernel") for g in _GRU_GATES], 1)
+    b_i = jnp.concatenate([_get(flax_params, f"i{g}", "bias") for g in _GRU_GATES])
+    w_h = jnp.concatenate([_get(flax_params, f"h{g}", "kernel") for g in _GRU_GATES], 1)
+    b_hn = _get(flax_params, "hn", "bias")
+    b_h = jnp.concatenate([jnp.zeros(2 * b_hn.shape[0], b_hn.dtype), b_hn])
+    params = gru.GRUParams(w_i, w_h, b_i, b_h)
+  else:
+    raise _unsupported(cell)
+  cell.check_params(params, "flax_params")
+  return params
+
+
+def to_flax(cell: base.Cell, params) -> dict:
+  """A Flax linen params dict (``{"params": ...}`` content) for ``cell``."""
+  cell.check_params(params)
+  if type(cell) is lstm.LSTMCell:
+    k = params.w_i.shape[1]
+    b = base.add_biases(jnp.zeros((k,), params.w_i.dtype), params.b_i, params.b_h)
+    out = {}
+    for g, w_i, w_h, b_g in zip(_LSTM_GATES, _blocks(params.w_i, 4),
+                                _blocks(params.w_h, 4), _blocks(b, 4)):
+      out[f"i{g}"] = {"kernel": w_i}
+      out[f"h{g}"] = {"kernel": w_h, "bias": b_g}
+    return out
+  if type(cell) is gru.GRUCell and cell.reset_after:
+    k = params.w_i.shape[1]
+    zeros = jnp.zeros((k,), params.w_i.dtype)
+    b_i = base.add_biases(zeros, params.b_i)
+    b_h = base.add_biases(zeros, params.b_h)
+    hidden = k // 3
+    b_i = b_i.at[:2 * hidden].add(b_h[:2 * hidden])  # r, z: same sum
+    out = {}
+    for g, w_i, w_h, b_g in zip(_GRU_GATES, _blocks(params.w_i, 3),
+                                _blocks(params.w_h, 3), _blocks(b_i, 3)):
+      out[f"i{g}"] = {"kernel": w_i, "bias": b_g}
+      out[f"h{g}"] = {"kernel": w_h}
+    out["hn"]["bias"] = b_h[2 * hidden:]
+    return out
+  if type(cell) is gru.GRUCell:
+    raise ValueError(
+        "cell: GRUCell(reset_after=False) resets before the recurrent matmul "
+        "(Cho et al.); Flax's GRUCell resets after it, a different function")
+  raise _unsupported(cell)
+
+
+def to_flax_carry(carry: base.LSTMState):
+  """jaxrnn ``LSTMState(h, c)`` -> Flax's LSTM carry ``(c, h)``."""
+  return (carry.c, carry.h)
+
+
+def from_flax_carry(carry) -> base.LSTMState:
+  """Flax's LSTM carry ``(c, h)`` -> jaxrnn ``LSTMState(h, c)``."""
+  c, h = carry
+  return base.LSTMState(h, c)
