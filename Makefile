@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: test demo clean
+.PHONY: test demo bench clean
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,13 @@ $(VENV)/.test: $(VENV)/.base
 
 test: $(VENV)/.test
 	$(PY) -m pytest -n 2 -q
+
+$(VENV)/.bench: $(VENV)/.base
+	$(PY) -m pip install --quiet -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.bench
+	$(PY) benchmarks/bench.py
 
 demo: $(VENV)/.base
 	$(PY) examples/train_lstm.py

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jaxrnn._src import base
 from jaxrnn._src import initializers
 
-sigmoid = jax.nn.sigmoid
+sigmoid = base.sigmoid
 
 
 class GRUParams(NamedTuple):

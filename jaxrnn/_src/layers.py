@@ -90,7 +90,7 @@ class Bidirectional:
                initial_carry: Optional[tuple] = None,
                seq_lengths: Optional[jax.Array] = None,
                mask: Optional[jax.Array] = None,
-               time_major: bool = False, unroll: int = 1):
+               time_major: bool = False, unroll: int = 1, remat: bool = False):
     """Runs both directions (jit-compiled); arguments as :func:`jaxrnn.scan`.
 
     Returns:
@@ -103,7 +103,7 @@ class Bidirectional:
     self.check_inputs(params, xs, initial_carry, batch_shape)
     scan_lib.check_lengths_and_mask(seq_lengths, mask, batch_shape, T, time_major)
     return _bidirectional(self, params, xs, initial_carry, seq_lengths, mask,
-                          time_major=time_major, unroll=unroll)
+                          time_major=time_major, unroll=unroll, remat=bool(remat))
 
   def check_inputs(self, params, xs, initial_carry, batch_shape, *,
                    params_name="params", carry_name="initial_carry",
@@ -126,25 +126,27 @@ class Bidirectional:
       raise TypeError(f"{name}: Bidirectional expects BidirectionalParams, got "
                       f"{type(params).__name__}")
 
-  def run(self, params, xs, carry, valid, *, unroll):
+  def run(self, params, xs, carry, valid, *, unroll, remat=False):
     """Time-major core, no checks: ``((carry_fwd, carry_bwd), ys)``."""
     carry_fwd, carry_bwd = (None, None) if carry is None else carry
     carry_fwd, y_fwd = scan_lib.run_cell(self.forward, params.forward, xs,
                                          carry_fwd, valid, reverse=False,
-                                         unroll=unroll)
+                                         unroll=unroll, remat=remat)
     carry_bwd, y_bwd = scan_lib.run_cell(self.backward, params.backward, xs,
                                          carry_bwd, valid, reverse=True,
-                                         unroll=unroll)
+                                         unroll=unroll, remat=remat)
     merge = _MERGES.get(self.merge, self.merge)
     return (carry_fwd, carry_bwd), merge(y_fwd, y_bwd)
 
 
-@functools.partial(jax.jit, static_argnames=("layer", "time_major", "unroll"))
+@functools.partial(jax.jit, static_argnames=("layer", "time_major", "unroll",
+                                             "remat"))
 def _bidirectional(layer, params, xs, initial_carry, seq_lengths, mask, *,
-                   time_major, unroll):
+                   time_major, unroll, remat):
   xs = scan_lib.to_time_major(xs, time_major)
   valid = scan_lib.valid_steps(seq_lengths, mask, xs.shape[0], time_major)
-  carry, ys = layer.run(params, xs, initial_carry, valid, unroll=unroll)
+  carry, ys = layer.run(params, xs, initial_carry, valid, unroll=unroll,
+                        remat=remat)
   return carry, scan_lib.from_time_major(ys, time_major)
 
 
@@ -209,7 +211,7 @@ class Stacked:
                initial_carry: Optional[tuple] = None,
                seq_lengths: Optional[jax.Array] = None,
                mask: Optional[jax.Array] = None,
-               time_major: bool = False, unroll: int = 1,
+               time_major: bool = False, unroll: int = 1, remat: bool = False,
                key: Optional[jax.Array] = None, deterministic: bool = False):
     """Runs all layers (jit-compiled); arguments as :func:`jaxrnn.scan`.
 
@@ -246,7 +248,7 @@ class Stacked:
                        "a PRNG key, or deterministic=True for evaluation")
     return _stacked(self, params, xs, initial_carry, seq_lengths, mask,
                     key if dropout else None, time_major=time_major,
-                    unroll=unroll)
+                    unroll=unroll, remat=bool(remat))
 
   def _check_params(self, params):
     if not isinstance(params, (tuple, list)) or len(params) != len(self.layers):
@@ -256,9 +258,10 @@ class Stacked:
                          if isinstance(params, (tuple, list)) else ""))
 
 
-@functools.partial(jax.jit, static_argnames=("stack", "time_major", "unroll"))
+@functools.partial(jax.jit, static_argnames=("stack", "time_major", "unroll",
+                                             "remat"))
 def _stacked(stack, params, xs, initial_carry, seq_lengths, mask, key, *,
-             time_major, unroll):
+             time_major, unroll, remat):
   xs = scan_lib.to_time_major(xs, time_major)
   valid = scan_lib.valid_steps(seq_lengths, mask, xs.shape[0], time_major)
   carries = (None,) * len(stack.layers) if initial_carry is None else initial_carry
@@ -266,10 +269,10 @@ def _stacked(stack, params, xs, initial_carry, seq_lengths, mask, key, *,
   last = len(stack.layers) - 1
   for i, (layer, p, carry) in enumerate(zip(stack.layers, params, carries)):
     if isinstance(layer, Bidirectional):
-      carry, xs = layer.run(p, xs, carry, valid, unroll=unroll)
+      carry, xs = layer.run(p, xs, carry, valid, unroll=unroll, remat=remat)
     else:
       carry, xs = scan_lib.run_cell(layer, p, xs, carry, valid, reverse=False,
-                                    unroll=unroll)
+                                    unroll=unroll, remat=remat)
     finals.append(carry)
     if key is not None and i < last:
       key, k_drop = jax.random.split(key)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jaxrnn._src import base
 from jaxrnn._src import initializers
 
-sigmoid = jax.nn.sigmoid
+sigmoid = base.sigmoid
 
 
 class LSTMParams(NamedTuple):
@@ -125,10 +125,9 @@ class LSTMCell(base.Cell):
                                          initializer))
 
   def recurrence(self, params, carry, xp):
-    z = xp + carry.h @ params.w_h
-    i, f, g, o = jnp.split(z, 4, axis=-1)
-    c = sigmoid(f) * carry.c + sigmoid(i) * jnp.tanh(g)
-    h = sigmoid(o) * jnp.tanh(c)
+    i, f, g, o = base.gates(xp + carry.h @ params.w_h, "ssts")
+    c = f * carry.c + i * g
+    h = o * jnp.tanh(c)
     return base.LSTMState(h, c), h
 
 
@@ -280,9 +279,7 @@ class CIFGLSTMCell(base.Cell):
                                          initializer))
 
   def recurrence(self, params, carry, xp):
-    z = xp + carry.h @ params.w_h
-    f, g, o = jnp.split(z, 3, axis=-1)
-    f = sigmoid(f)
-    c = f * carry.c + (1 - f) * jnp.tanh(g)
-    h = sigmoid(o) * jnp.tanh(c)
+    f, g, o = base.gates(xp + carry.h @ params.w_h, "sts")
+    c = f * carry.c + (1 - f) * g
+    h = o * jnp.tanh(c)
     return base.LSTMState(h, c), h

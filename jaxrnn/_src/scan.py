@@ -1,9 +1,10 @@
 """The one scan engine: a cell run over time with ``jax.lax.scan``.
 
 Every sequence layer (:func:`scan`, :class:`Bidirectional`, :class:`Stacked`)
-ends in :func:`run_cell`. It works time-major, computes the input projection of
-all steps as one matmul before the loop, and keeps only the recurrent part of
-the step inside it.
+ends in :func:`run_cell`. It works time-major. On accelerators it computes the
+input projection of all steps as one matmul before the loop and keeps only the
+recurrent part of the step inside it; on CPU, where measurement favours it,
+the projection stays in the step (:func:`hoist_by_default`).
 
 Masking. A step is *valid* where ``t < seq_lengths`` and ``mask`` is true. On
 an invalid step the carry is held and the output is zero, so the final carry
@@ -16,6 +17,7 @@ back in the original time order.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, Optional
 
 import jax
@@ -28,8 +30,21 @@ Array = jax.Array
 
 
 # ------------------------------------------------------------------- engine
+def hoist_by_default() -> bool:
+  """Whether the input projection of all steps is one matmul before the loop.
+
+  Measured on a 2-core x86 CPU (benchmarks/bench.py): hoisting is 40-50%
+  slower there, forward and backward, because XLA:CPU overlaps the small
+  per-step input matmul with the rest of the step while the large one runs
+  alone. Accelerators favour one large matmul (cuDNN's layout), so it is hoisted
+  everywhere but on CPU.
+  """
+  return jax.default_backend() != "cpu"
+
+
 def run_cell(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
-             valid: Optional[Array], *, reverse: bool, unroll: int):
+             valid: Optional[Array], *, reverse: bool, unroll: int,
+             hoist: Optional[bool] = None, remat: bool = False):
   """Runs ``cell`` over time-major ``xs`` ``(T, *batch, input_size)``.
 
   Args:
@@ -40,33 +55,73 @@ def run_cell(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
     valid: boolean ``(T, *batch)``, or ``None`` when every step is valid.
     reverse: run from the last step to the first.
     unroll: passed to ``lax.scan``.
+    hoist: project the inputs of all steps in one matmul before the loop
+      (``True``) or inside each step (``False``); ``None`` chooses by backend,
+      see :func:`hoist_by_default`. Both give the same numbers.
+    remat: keep only every ``ceil(sqrt(T))``-th carry for the backward pass
+      and recompute the steps in between, so that the memory of the stored
+      residuals grows as ``sqrt(T)`` instead of ``T``, for about one extra
+      forward pass of compute. The outputs are unchanged.
 
   Returns:
     ``(final_carry, ys)`` with ``ys`` time-major ``(T, *batch, output_size)``.
   """
-  xp = cell.input_projection(params, xs)  # all steps in one matmul
+  hoist = hoist_by_default() if hoist is None else hoist
   if carry is None:
-    carry = cell.initial_carry(params, xs.shape[1:-1], xp.dtype)
+    dtype = jax.eval_shape(cell.input_projection, params, xs[:1]).dtype
+    carry = cell.initial_carry(params, xs.shape[1:-1], dtype)
+  if hoist:
+    xs = cell.input_projection(params, xs)
+    recurrence = cell.recurrence
+  else:
+    recurrence = lambda p, c, x: cell.recurrence(p, c, cell.input_projection(p, x))
 
   def keep_dtype(new, old):
     return jax.tree.map(lambda n, o: n.astype(o.dtype), new, old)
 
-  if valid is None:
-    def step(c, xp_t):
-      new_c, y = cell.recurrence(params, c, xp_t)
-      return keep_dtype(new_c, c), y
-    return jax.lax.scan(step, carry, xp, reverse=reverse, unroll=unroll)
+  def step(c, x_t):
+    new_c, y = recurrence(params, c, x_t)
+    return keep_dtype(new_c, c), y
 
   def masked_step(c, inputs):
-    xp_t, valid_t = inputs
-    new_c, y = cell.recurrence(params, c, xp_t)
+    x_t, valid_t = inputs
+    new_c, y = recurrence(params, c, x_t)
     v = valid_t[..., None]
     new_c = jax.tree.map(lambda n, o: jnp.where(v, n, o).astype(o.dtype),
                          new_c, c)
     return new_c, jnp.where(v, y, jnp.zeros_like(y))
 
-  return jax.lax.scan(masked_step, carry, (xp, valid), reverse=reverse,
+  if remat and xs.shape[0] > 1:
+    return _chunked_remat(masked_step, carry, xs, valid, reverse=reverse,
+                          unroll=unroll)
+  if valid is None:
+    return jax.lax.scan(step, carry, xs, reverse=reverse, unroll=unroll)
+  return jax.lax.scan(masked_step, carry, (xs, valid), reverse=reverse,
                       unroll=unroll)
+
+
+def _chunked_remat(masked_step, carry, xs, valid, *, reverse, unroll):
+  """Scan over ``ceil(sqrt(T))`` checkpointed chunks of as many steps.
+
+  The sequence is padded to whole chunks with invalid steps, which hold the
+  carry and output zeros, then cut off again.
+  """
+  T = xs.shape[0]
+  chunk = math.isqrt(T - 1) + 1
+  n = -(-T // chunk)
+  if valid is None:
+    valid = jnp.ones(xs.shape[:-1], bool)
+  pad = n * chunk - T
+  pad_time = lambda a: jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
+  as_chunks = lambda a: pad_time(a).reshape((n, chunk) + a.shape[1:])
+
+  @jax.checkpoint
+  def run_chunk(c, inputs):
+    return jax.lax.scan(masked_step, c, inputs, reverse=reverse, unroll=unroll)
+
+  carry, ys = jax.lax.scan(run_chunk, carry, (as_chunks(xs), as_chunks(valid)),
+                           reverse=reverse)
+  return carry, ys.reshape((n * chunk,) + ys.shape[2:])[:T]
 
 
 def valid_steps(seq_lengths: Optional[Array], mask: Optional[Array], T: int,
@@ -165,7 +220,8 @@ def scan(cell: base.Cell, params: Any, xs: Array, *,
          mask: Optional[Array] = None,
          reverse: bool = False,
          time_major: bool = False,
-         unroll: int = 1):
+         unroll: int = 1,
+         remat: bool = False):
   """Runs ``cell`` over a sequence with ``jax.lax.scan`` (jit-compiled).
 
   Args:
@@ -183,6 +239,8 @@ def scan(cell: base.Cell, params: Any, xs: Array, *,
       within its own length.
     time_major: layout of ``xs``, ``mask`` and the returned ``ys``.
     unroll: how many steps ``lax.scan`` unrolls per iteration (or ``True``).
+    remat: trade compute for memory in the backward pass: stored residuals
+      grow as ``sqrt(T)`` instead of ``T`` (for long sequences).
 
   Returns:
     ``(carry, ys)``: the carry after the last valid step of each sequence and
@@ -197,15 +255,16 @@ def scan(cell: base.Cell, params: Any, xs: Array, *,
   check_cell_inputs(cell, params, xs, initial_carry, batch_shape)
   check_lengths_and_mask(seq_lengths, mask, batch_shape, T, time_major)
   return _scan(cell, params, xs, initial_carry, seq_lengths, mask,
-               reverse=reverse, time_major=time_major, unroll=unroll)
+               reverse=reverse, time_major=time_major, unroll=unroll,
+               remat=bool(remat))
 
 
 @functools.partial(jax.jit, static_argnames=("cell", "reverse", "time_major",
-                                             "unroll"))
+                                             "unroll", "remat"))
 def _scan(cell, params, xs, initial_carry, seq_lengths, mask, *, reverse,
-          time_major, unroll):
+          time_major, unroll, remat):
   xs = to_time_major(xs, time_major)
   valid = valid_steps(seq_lengths, mask, xs.shape[0], time_major)
   carry, ys = run_cell(cell, params, xs, initial_carry, valid, reverse=reverse,
-                       unroll=unroll)
+                       unroll=unroll, remat=remat)
   return carry, from_time_major(ys, time_major)
