@@ -27,7 +27,7 @@ bench: $(VENV)/.bench
 	$(PY) benchmarks/bench.py
 
 demo: $(VENV)/.base
-	$(PY) examples/train_lstm.py
+	$(PY) examples/adding_problem.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

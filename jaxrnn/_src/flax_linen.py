@@ -1,0 +1,149 @@
+"""Flax linen modules over the functional cells and layers.
+
+The module's params *are* the functional params: ``variables["params"]
+["layer"]`` holds the same NamedTuples that ``cell.init`` returns, so
+:func:`to_functional` and :func:`from_functional` convert exactly and the
+numerics are those of the functional API by construction.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Union
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxrnn._src import base
+from jaxrnn._src import layers
+from jaxrnn._src import scan as scan_lib
+
+PARAM_NAME = "layer"
+
+
+def init_kwargs(layer, initializer, forget_bias, proj_size, dtype) -> dict:
+  """The keyword arguments of ``layer.init`` that were set."""
+  kwargs = {"initializer": initializer, "dtype": dtype}
+  if forget_bias is not None:
+    kwargs["forget_bias"] = forget_bias
+  if proj_size is not None:
+    kwargs["proj_size"] = proj_size
+  return kwargs
+
+
+def carry_shapes(layer, input_size, hidden_size, kwargs, batch_shape, dtype):
+  """The layer's zero carry for a batch, computed from shapes only."""
+  params = jax.eval_shape(lambda: layer.init(jax.random.key(0), input_size,
+                                             hidden_size, **kwargs))
+  return layer.initial_carry(params, batch_shape, dtype)
+
+
+class Cell(nn.Module):
+  """One step of a jaxrnn cell: ``(carry, x) -> (carry, y)``.
+
+  Attributes:
+    cell: a functional cell, e.g. ``jaxrnn.LSTMCell()``.
+    hidden_size: its hidden size.
+    initializer, forget_bias, proj_size, param_dtype: passed to ``cell.init``.
+  """
+
+  cell: base.Cell
+  hidden_size: int
+  initializer: str = "default"
+  forget_bias: Optional[float] = None
+  proj_size: Optional[int] = None
+  param_dtype: Any = jnp.float32
+
+  def _kwargs(self):
+    return init_kwargs(self.cell, self.initializer, self.forget_bias,
+                       self.proj_size, self.param_dtype)
+
+  @nn.compact
+  def __call__(self, carry, x):
+    params = self.param(PARAM_NAME, lambda key: self.cell.init(
+        key, x.shape[-1], self.hidden_size, **self._kwargs()))
+    return self.cell(params, carry, x)
+
+  @nn.nowrap
+  def initialize_carry(self, rng, input_shape):
+    """Zeros for inputs of shape ``(*batch, features)`` (Flax's convention;
+    ``rng`` is accepted for it and unused)."""
+    del rng
+    return carry_shapes(self.cell, input_shape[-1], self.hidden_size, self._kwargs(),
+                        tuple(input_shape[:-1]), self.param_dtype)
+
+  @property
+  def num_feature_axes(self) -> int:
+    return 1
+
+
+class RNN(nn.Module):
+  """A jaxrnn sequence layer as a linen module.
+
+  ``layer`` is a cell (run with :func:`jaxrnn.scan`), a
+  :class:`jaxrnn.Bidirectional` or a :class:`jaxrnn.Stacked`. Calling it
+  returns ``(carry, ys)`` exactly as the functional layer does. Dropout in a
+  ``Stacked`` layer draws from the ``"dropout"`` RNG stream when
+  ``deterministic=False``.
+
+  Attributes:
+    layer: the functional layer.
+    hidden_size: its hidden size (one per layer for ``Stacked`` if wanted).
+    reverse: cells only: run backwards (padding-aware).
+    unroll, remat, time_major: as in :func:`jaxrnn.scan`.
+    initializer, forget_bias, proj_size, param_dtype: passed to ``init``.
+  """
+
+  layer: Union[base.Cell, layers.Bidirectional, layers.Stacked]
+  hidden_size: Union[int, Sequence[int]]
+  reverse: bool = False
+  unroll: int = 1
+  remat: bool = False
+  time_major: bool = False
+  initializer: str = "default"
+  forget_bias: Optional[float] = None
+  proj_size: Optional[int] = None
+  param_dtype: Any = jnp.float32
+
+  def _kwargs(self):
+    return init_kwargs(self.layer, self.initializer, self.forget_bias,
+                       self.proj_size, self.param_dtype)
+
+  @nn.compact
+  def __call__(self, xs, *, initial_carry=None, seq_lengths=None, mask=None,
+               deterministic: bool = True):
+    params = self.param(PARAM_NAME, lambda key: self.layer.init(
+        key, xs.shape[-1], self.hidden_size, **self._kwargs()))
+    common = dict(initial_carry=initial_carry, seq_lengths=seq_lengths, mask=mask,
+                  time_major=self.time_major, unroll=self.unroll, remat=self.remat)
+    if isinstance(self.layer, base.Cell):
+      return scan_lib.scan(self.layer, params, xs, reverse=self.reverse, **common)
+    if self.reverse:
+      raise ValueError(f"reverse: applies to a cell, not to {type(self.layer).__name__}")
+    if isinstance(self.layer, layers.Stacked):
+      dropout = self.layer.dropout_rate > 0 and not deterministic
+      return self.layer(params, xs, key=self.make_rng("dropout") if dropout else None,
+                        deterministic=not dropout, **common)
+    return self.layer(params, xs, **common)
+
+  @nn.nowrap
+  def initialize_carry(self, rng, input_shape):
+    """Zeros for inputs of shape ``(*batch, T, features)`` (or time-major)."""
+    del rng
+    batch = input_shape[1:-1] if self.time_major else input_shape[:-2]
+    return carry_shapes(self.layer, input_shape[-1], self.hidden_size, self._kwargs(),
+                        tuple(batch), self.param_dtype)
+
+
+def to_functional(variables):
+  """The functional params inside a linen module's variables (exact)."""
+  params = variables.get("params", variables)
+  if PARAM_NAME not in params:
+    raise ValueError(f"variables: expected params with a {PARAM_NAME!r} entry (from "
+                     f"jaxrnn.linen.RNN or Cell), got keys {sorted(params)}")
+  return params[PARAM_NAME]
+
+
+def from_functional(params):
+  """Linen variables holding functional ``params`` (exact)."""
+  return {"params": {PARAM_NAME: params}}

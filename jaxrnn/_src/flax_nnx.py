@@ -1,0 +1,112 @@
+"""Flax nnx modules over the functional cells and layers.
+
+The module holds the functional params (the NamedTuples ``cell.init``
+returns) as an ``nnx.List`` with one ``nnx.Param`` per array, plus their tree
+structure; nnx's optimizers and transforms see plain array params, and
+:func:`to_functional` / :func:`load_functional` rebuild or replace the
+functional params exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxrnn._src import base
+from jaxrnn._src import flax_linen
+from jaxrnn._src import layers
+from jaxrnn._src import scan as scan_lib
+
+
+class Cell(nnx.Module):
+  """One step of a jaxrnn cell: ``module(carry, x) -> (carry, y)``."""
+
+  def __init__(self, cell: base.Cell, in_features: int, hidden_size: int, *,
+               rngs: nnx.Rngs, initializer: str = "default",
+               forget_bias: Optional[float] = None, proj_size: Optional[int] = None,
+               param_dtype: Any = jnp.float32):
+    self.cell = cell
+    self.in_features = in_features
+    self.hidden_size = hidden_size
+    self.init_kwargs = flax_linen.init_kwargs(cell, initializer, forget_bias,
+                                              proj_size, param_dtype)
+    _store(self, cell.init(rngs.params(), in_features, hidden_size, **self.init_kwargs))
+
+  def __call__(self, carry, x):
+    return self.cell(to_functional(self), carry, x)
+
+  def initialize_carry(self, input_shape, rngs=None):
+    """Zeros for inputs of shape ``(*batch, features)`` (nnx's convention)."""
+    del rngs
+    return self.cell.initial_carry(to_functional(self), tuple(input_shape[:-1]))
+
+
+class RNN(nnx.Module):
+  """A jaxrnn sequence layer (cell, ``Bidirectional`` or ``Stacked``) as an
+  nnx module; ``module(xs, ...) -> (carry, ys)`` as the functional layer.
+
+  Dropout in a ``Stacked`` layer is on in training mode (``module.train()``,
+  the default) and off after ``module.eval()``; it draws from ``rngs.dropout``.
+  """
+
+  def __init__(self, layer: Union[base.Cell, layers.Bidirectional, layers.Stacked],
+               in_features: int, hidden_size: Union[int, Sequence[int]], *,
+               rngs: nnx.Rngs, reverse: bool = False, unroll: int = 1,
+               remat: bool = False, time_major: bool = False,
+               initializer: str = "default", forget_bias: Optional[float] = None,
+               proj_size: Optional[int] = None, param_dtype: Any = jnp.float32):
+    if reverse and not isinstance(layer, base.Cell):
+      raise ValueError(f"reverse: applies to a cell, not to {type(layer).__name__}")
+    self.spec = layer
+    self.reverse, self.unroll, self.remat, self.time_major = reverse, unroll, remat, time_major
+    kwargs = flax_linen.init_kwargs(layer, initializer, forget_bias, proj_size, param_dtype)
+    _store(self, layer.init(rngs.params(), in_features, hidden_size, **kwargs))
+    self.rngs = rngs
+    self.deterministic = False
+
+  def __call__(self, xs, *, initial_carry=None, seq_lengths=None, mask=None):
+    params = to_functional(self)
+    common = dict(initial_carry=initial_carry, seq_lengths=seq_lengths, mask=mask,
+                  time_major=self.time_major, unroll=self.unroll, remat=self.remat)
+    if isinstance(self.spec, base.Cell):
+      return scan_lib.scan(self.spec, params, xs, reverse=self.reverse, **common)
+    if isinstance(self.spec, layers.Stacked):
+      dropout = self.spec.dropout_rate > 0 and not self.deterministic
+      return self.spec(params, xs, key=self.rngs.dropout() if dropout else None,
+                       deterministic=not dropout, **common)
+    return self.spec(params, xs, **common)
+
+  def initialize_carry(self, input_shape, rngs=None):
+    """Zeros for inputs of shape ``(*batch, T, features)`` (or time-major)."""
+    del rngs
+    batch = input_shape[1:-1] if self.time_major else input_shape[:-2]
+    return self.spec.initial_carry(to_functional(self), tuple(batch))
+
+
+def _store(module, params) -> None:
+  leaves, module.treedef = jax.tree.flatten(params)
+  module.layer = nnx.List([nnx.Param(leaf) for leaf in leaves])
+
+
+def to_functional(module: Union[Cell, RNN]):
+  """The functional params a module holds (exact)."""
+  return jax.tree.unflatten(module.treedef, [p.get_value() for p in module.layer])
+
+
+def load_functional(module: Union[Cell, RNN], params) -> None:
+  """Puts functional ``params`` into ``module`` in place (exact).
+
+  Raises:
+    ValueError: ``params`` are not shaped like the module's.
+  """
+  leaves, treedef = jax.tree.flatten(params)
+  shapes = [jnp.shape(x) for x in leaves]
+  want = [p.get_value().shape for p in module.layer]
+  if treedef != module.treedef or shapes != want:
+    raise ValueError(f"params: expected the structure and shapes of this module's "
+                     f"params ({module.treedef}, {want}), got ({treedef}, {shapes})")
+  for variable, leaf in zip(module.layer, leaves):
+    variable.set_value(jnp.asarray(leaf))

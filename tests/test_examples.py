@@ -1,0 +1,57 @@
+"""Every example's --smoke mode runs and writes its results; the benchmark
+script runs (a check that it works, not a timing)."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def run(args, tmp_path):
+  proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                        timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc.stdout
+
+
+@pytest.mark.parametrize("script,outputs", [
+    ("adding_problem.py", ["table.md", "summary.json", "metrics.json", "learning_curves.png"]),
+    ("char_lm.py", ["summary.json", "metrics.csv", "bits_per_char.png"]),
+    ("forecast.py", ["summary.json", "forecast.png"]),
+    ("classify.py", ["summary.json", "metrics.json"]),
+])
+def test_example_smoke(script, outputs, tmp_path):
+  out = run([f"examples/{script}", "--smoke", "--no-progress", "--results-dir", str(tmp_path)],
+            tmp_path)
+  for name in outputs:
+    assert (tmp_path / name).stat().st_size > 0, name
+  json.loads((tmp_path / "summary.json").read_text())
+  assert str(tmp_path) in out
+
+
+@pytest.mark.parametrize("script", ["adding_problem.py", "char_lm.py", "forecast.py",
+                                    "classify.py", "../benchmarks/bench.py"])
+def test_help(script, tmp_path):
+  assert "usage" in run([f"examples/{script}", "--help"], tmp_path)
+
+
+def test_adding_problem_table_lists_every_cell(tmp_path):
+  out = run(["examples/adding_problem.py", "--smoke", "--no-progress", "--results-dir",
+             str(tmp_path)], tmp_path)
+  summary = json.loads((tmp_path / "summary.json").read_text())
+  assert len(summary["results"]) == 7
+  for row in summary["results"]:
+    assert row["label"] in out and 0 <= row["test_mse"] < 10
+
+
+def test_benchmark_runs(tmp_path):
+  out = run(["benchmarks/bench.py", "--quick", "--runs", "1", "--only", "lstm",
+             "--impls", "jaxrnn,flax", "--out", str(tmp_path / "b.json")], tmp_path)
+  assert "| lstm |" in out
+  records = json.loads((tmp_path / "b.json").read_text())["results"]
+  assert {r["impl"] for r in records} == {"jaxrnn", "flax LSTMCell"}
+  assert all(r["median_ms"] > 0 and r["compile_s"] > 0 for r in records)
