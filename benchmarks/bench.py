@@ -278,8 +278,11 @@ def environment():
 
 
 def memory_table(lengths, runs):
-  """A training step (value_and_grad of sum(y**2)) at growing T: XLA's peak
-  temporary memory and the median time, with and without ``remat``."""
+  """A sequence-to-one training step (value_and_grad of sum(h_T**2), as in
+  classification or the adding problem) at growing T: XLA's peak temporary
+  memory and the median time, with and without ``remat``. (A loss on every
+  step's output adds O(T) arrays, the outputs and their cotangents, that no
+  checkpointing removes.)"""
   import flax.linen as nn
   B, I, H = 8, 128, 128
   cell = jaxrnn.LSTMCell()
@@ -290,9 +293,9 @@ def memory_table(lengths, runs):
   for T in lengths:
     xs = jax.random.normal(jax.random.key(1), (B, T, I))
     flax_params = flax_model.init(jax.random.key(2), xs[:, :2])
-    cases = [("jaxrnn", lambda p, x: jaxrnn.scan(cell, p, x)[1], params),
-             ("jaxrnn remat=True", lambda p, x: jaxrnn.scan(cell, p, x, remat=True)[1], params),
-             ("flax LSTMCell", flax_model.apply, flax_params)]
+    cases = [("jaxrnn", lambda p, x: jaxrnn.scan(cell, p, x)[0].h, params),
+             ("jaxrnn remat=True", lambda p, x: jaxrnn.scan(cell, p, x, remat=True)[0].h, params),
+             ("flax LSTMCell", lambda p, x: flax_model.apply(p, x)[:, -1], flax_params)]
     for name, forward, p in cases:
       fn = jax.value_and_grad(lambda p, x: jnp.sum(forward(p, x) ** 2))
       compiled = jax.jit(fn).lower(p, xs).compile()
@@ -348,7 +351,7 @@ def main(argv=None):
   memory = []
   if not args.quick and (not cells or "lstm" in cells) and "jaxrnn" in available:
     mem_table, memory = memory_table((1000, 2500, 5000, 10000), runs=3)
-    print("\nMemory of an LSTM training step, B=8 I=128 H=128 (3 runs each):\n")
+    print("\nMemory of a sequence-to-one LSTM training step, B=8 I=128 H=128 (3 runs each):\n")
     print(mem_table)
   out = pathlib.Path(args.out)
   out.parent.mkdir(parents=True, exist_ok=True)

@@ -91,6 +91,8 @@ def run(num_steps, directory=None, every=10, keep=3):
   ckpt = None if directory is None else train.Checkpointer(directory, every=every, keep=keep)
   state, _ = train.fit(train.make_train_step(loss_fn, opt), state, batch_fn,
                        num_steps=num_steps, checkpointer=ckpt, progress=False, log_every=10)
+  if ckpt is not None:
+    ckpt.close()
   return state, ckpt
 
 
@@ -109,9 +111,9 @@ def test_interrupted_write_never_replaces_a_good_checkpoint(tmp_path):
   partial = tmp_path / "30.orbax-checkpoint-tmp-1700000000"
   (partial / "default").mkdir(parents=True)
   (partial / "default" / "half_written").write_bytes(b"\x00" * 10)
-  fresh = train.Checkpointer(tmp_path)
-  assert fresh.latest_step() == 20
-  restored = fresh.restore(state)
+  with train.Checkpointer(tmp_path) as fresh:
+    assert fresh.latest_step() == 20
+    restored = fresh.restore(state)
   jax.tree.map(np.testing.assert_array_equal, restored.params, state.params)
 
 
@@ -119,15 +121,17 @@ def test_mismatched_and_corrupt_checkpoints_fail_clearly(tmp_path):
   state, ckpt = run(10, tmp_path)
   opt = train.make_optimizer(1e-2)
   other = train.create_train_state(init_params(hidden=12), opt)
-  with pytest.raises(ValueError, match=r"checkpoint: step 10 .* cannot be restored|checkpoint: step 10 .* has shapes"):
-    train.Checkpointer(tmp_path).restore(other)
+  with train.Checkpointer(tmp_path) as ckpt, pytest.raises(
+      ValueError, match=r"checkpoint: step 10 .* cannot be restored|checkpoint: step 10 .* has shapes"):
+    ckpt.restore(other)
   for f in (tmp_path / "10").rglob("*"):
     if f.is_file() and f.stat().st_size > 0 and "METADATA" not in f.name and "commit" not in f.name:
       f.write_bytes(b"garbage")
-  with pytest.raises(ValueError, match="checkpoint: step 10"):
-    train.Checkpointer(tmp_path).restore(state)
-  with pytest.raises(ValueError, match="checkpoint: none found"):
-    train.Checkpointer(tmp_path / "empty").restore(state)
+  with train.Checkpointer(tmp_path) as ckpt, pytest.raises(ValueError, match="checkpoint: step 10"):
+    ckpt.restore(state)
+  with train.Checkpointer(tmp_path / "empty") as ckpt, pytest.raises(
+      ValueError, match="checkpoint: none found"):
+    ckpt.restore(state)
 
 
 def test_truncated_bptt():

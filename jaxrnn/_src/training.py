@@ -261,7 +261,15 @@ class Checkpointer:
     return jax.tree.map(jnp.asarray, restored)
 
   def close(self):
+    """Waits for pending writes and releases orbax's resources."""
+    self.manager.wait_until_finished()
     self.manager.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
 
 
 # -------------------------------------------------------------------- loop
