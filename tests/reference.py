@@ -19,6 +19,14 @@ def _bias(b, n):
   return np.zeros(n) if b is None else b
 
 
+def gate_preactivations(p, x, h, hidden, num_gates):
+  """``k -> x W_i[:, k] + b_i[k] + h W_h[:, k] + b_h[k]`` for gate block k."""
+  b_i, b_h = _bias(p.b_i, num_gates * hidden), _bias(p.b_h, num_gates * hidden)
+  block = lambda k: slice(k * hidden, (k + 1) * hidden)
+  return lambda k: (x @ p.w_i[:, block(k)] + b_i[block(k)]
+                    + h @ p.w_h[:, block(k)] + b_h[block(k)])
+
+
 def simple_rnn(p, state, x, activation="tanh"):
   (h,) = state
   H = p.w_h.shape[0]
@@ -29,10 +37,7 @@ def simple_rnn(p, state, x, activation="tanh"):
 
 def lstm(p, state, x):
   h, c = state
-  H = p.w_h.shape[0]
-  b_i, b_h = _bias(p.b_i, 4 * H), _bias(p.b_h, 4 * H)
-  gate = lambda k: (x @ p.w_i[:, k * H:(k + 1) * H] + b_i[k * H:(k + 1) * H]
-                    + h @ p.w_h[:, k * H:(k + 1) * H] + b_h[k * H:(k + 1) * H])
+  gate = gate_preactivations(p, x, h, p.w_h.shape[0], 4)
   i, f, g, o = sigmoid(gate(0)), sigmoid(gate(1)), np.tanh(gate(2)), sigmoid(gate(3))
   c = f * c + i * g
   h = o * np.tanh(c)
@@ -41,10 +46,7 @@ def lstm(p, state, x):
 
 def peephole_lstm(p, state, x):
   h, c = state
-  H = p.w_h.shape[0]
-  b_i, b_h = _bias(p.b_i, 4 * H), _bias(p.b_h, 4 * H)
-  gate = lambda k: (x @ p.w_i[:, k * H:(k + 1) * H] + b_i[k * H:(k + 1) * H]
-                    + h @ p.w_h[:, k * H:(k + 1) * H] + b_h[k * H:(k + 1) * H])
+  gate = gate_preactivations(p, x, h, p.w_h.shape[0], 4)
   i = sigmoid(gate(0) + p.p_i * c)
   f = sigmoid(gate(1) + p.p_f * c)
   c_new = f * c + i * np.tanh(gate(2))
@@ -55,10 +57,7 @@ def peephole_lstm(p, state, x):
 
 def cifg_lstm(p, state, x):
   h, c = state
-  H = p.w_h.shape[0]
-  b_i, b_h = _bias(p.b_i, 3 * H), _bias(p.b_h, 3 * H)
-  gate = lambda k: (x @ p.w_i[:, k * H:(k + 1) * H] + b_i[k * H:(k + 1) * H]
-                    + h @ p.w_h[:, k * H:(k + 1) * H] + b_h[k * H:(k + 1) * H])
+  gate = gate_preactivations(p, x, h, p.w_h.shape[0], 3)
   f, g, o = sigmoid(gate(0)), np.tanh(gate(1)), sigmoid(gate(2))
   c = f * c + (1.0 - f) * g
   h = o * np.tanh(c)
@@ -84,10 +83,7 @@ def gru(p, state, x, reset_after=True):
 
 def projected_lstm(p, state, x):
   h, c = state
-  H = p.w_p.shape[0]
-  b_i, b_h = _bias(p.b_i, 4 * H), _bias(p.b_h, 4 * H)
-  gate = lambda k: (x @ p.w_i[:, k * H:(k + 1) * H] + b_i[k * H:(k + 1) * H]
-                    + h @ p.w_h[:, k * H:(k + 1) * H] + b_h[k * H:(k + 1) * H])
+  gate = gate_preactivations(p, x, h, p.w_p.shape[0], 4)
   i, f, g, o = sigmoid(gate(0)), sigmoid(gate(1)), np.tanh(gate(2)), sigmoid(gate(3))
   c = f * c + i * g
   h = (o * np.tanh(c)) @ p.w_p

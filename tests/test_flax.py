@@ -151,3 +151,13 @@ def test_larger_nnx_model_trains():
 
   losses = [float(step(model, optimizer)) for _ in range(60)]
   assert losses[-1] < 0.5 * losses[0], losses[::10]
+
+
+def test_conversions_reject_foreign_params():
+  module = jrn.RNN(jaxrnn.LSTMCell(), 5, 6, rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match="params: expected the structure and shapes"):
+    jrn.load_functional(module, jaxrnn.LSTMCell().init(jax.random.key(0), 5, 7))
+  with pytest.raises(ValueError, match="params: expected the structure and shapes"):
+    jrn.load_functional(module, jaxrnn.GRUCell().init(jax.random.key(0), 5, 6))
+  with pytest.raises(ValueError, match="variables: expected params with a 'layer' entry"):
+    jrl.to_functional({"params": {"Dense_0": {}}})

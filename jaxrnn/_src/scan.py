@@ -33,11 +33,13 @@ Array = jax.Array
 def hoist_by_default() -> bool:
   """Whether the input projection of all steps is one matmul before the loop.
 
-  Measured on a 2-core x86 CPU (benchmarks/bench.py): hoisting is 40-50%
-  slower there, forward and backward, because XLA:CPU overlaps the small
-  per-step input matmul with the rest of the step while the large one runs
-  alone. Accelerators favour one large matmul (cuDNN's layout), so it is hoisted
-  everywhere but on CPU.
+  Measured on a 2-core x86 CPU with XLA:CPU (LSTM, B=32 T=256 I=128 H=256):
+  hoisting was 40-50% slower there, forward and forward+backward, at every
+  unroll tried. The loop that reads a slice of the precomputed projection each
+  step cost about as much as the one that computes it, so the separate large
+  matmul was pure extra time. Accelerators favour one large matmul (cuDNN's
+  layout); that was not measured here (no GPU in the sessions so far), so it
+  stays hoisted on every backend but CPU.
   """
   return jax.default_backend() != "cpu"
 
