@@ -9,7 +9,7 @@ Every cell is trained the same way (a read-out on the final hidden state,
 Adam with a cosine schedule and gradient clipping), then a table of test MSE
 is printed and the learning curves are plotted together.
 
-  python examples/adding_problem.py                 # T=100, all cells (~10 min on 2 CPU cores)
+  python examples/adding_problem.py                 # T=100, all cells (~6 min on 2 CPU cores)
   python examples/adding_problem.py --length 200 --steps 4000
   python examples/adding_problem.py --cells lstm,rnn --smoke
 """
