@@ -17,7 +17,7 @@ matmul out of the time loop (one large matmul for all steps)::
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar, NamedTuple, Sequence
+from typing import Any, ClassVar, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -100,14 +100,20 @@ class Cell(abc.ABC):
            dtype: Any = jnp.float32, initializer: str = "default") -> PyTree:
     """Returns fresh params for this cell."""
 
-  def input_projection(self, params: PyTree, x: Array) -> Array:
-    """The part of a step that depends on ``x`` only: ``x W_i + b_i + b_h``.
+  def input_weights(self, params: PyTree) -> tuple:
+    """``(w, b)`` with ``input_projection(params, x) == x @ w + b``.
 
-    Applied to a whole sequence at once by the sequence layers. Both biases
-    are folded in here, out of the time loop; cells whose recurrent bias
-    must stay inside the step (the reset-after GRU) override this.
+    The default folds both biases into ``b = b_i + b_h`` (``None`` if there
+    are none); cells whose recurrent bias must stay inside the step (the
+    reset-after GRU) override this. The sequence layers call it once, outside
+    the time loop.
     """
-    return add_biases(x @ params.w_i, params.b_i, params.b_h)
+    return params.w_i, add_biases(None, params.b_i, params.b_h)
+
+  def input_projection(self, params: PyTree, x: Array) -> Array:
+    """The part of a step that depends on ``x`` only: ``x W_i + b_i + b_h``."""
+    w, b = self.input_weights(params)
+    return add_biases(x @ w, b)
 
   @abc.abstractmethod
   def recurrence(self, params: PyTree, carry: PyTree, xp: Array):
@@ -241,12 +247,13 @@ def gates(z: Array, kinds: str) -> list:
   return jnp.split(jnp.tanh(z * half) * half + shift, len(kinds), axis=-1)
 
 
-def add_biases(y: Array, *biases) -> Array:
-  """``y + sum(biases)``, skipping ``None``; the biases are summed first."""
-  biases = [b for b in biases if b is not None]
-  if not biases:
-    return y
-  total = biases[0]
-  for b in biases[1:]:
-    total = total + b
+def add_biases(y: Optional[Array], *biases) -> Optional[Array]:
+  """``y + sum(biases)``, skipping ``None`` (``y`` too); the biases are summed
+  first. ``None`` if everything is ``None``."""
+  total = None
+  for b in biases:
+    if b is not None:
+      total = b if total is None else total + b
+  if y is None or total is None:
+    return total if y is None else y
   return y + total

@@ -71,13 +71,13 @@ class GRUCell(base.Cell):
     return GRUParams(*initializers.fused_weights(
         key, input_size, hidden_size, 3, dtype=dtype, initializer=initializer))
 
-  def input_projection(self, params, x):
+  def input_weights(self, params):
     if not self.reset_after or params.b_h is None:
-      return super().input_projection(params, x)
+      return super().input_weights(params)
     # b_hn sits inside r * (...), so only the r and z blocks of b_h fold here.
     hidden = params.w_h.shape[0]
     b_h = jnp.asarray(params.b_h).at[2 * hidden:].set(0)
-    return base.add_biases(x @ params.w_i, params.b_i, b_h)
+    return params.w_i, base.add_biases(None, params.b_i, b_h)
 
   def recurrence(self, params, carry, xp):
     h = carry.h

@@ -72,11 +72,12 @@ def run_cell(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
   if carry is None:
     dtype = jax.eval_shape(cell.input_projection, params, xs[:1]).dtype
     carry = cell.initial_carry(params, xs.shape[1:-1], dtype)
+  w_i, b = cell.input_weights(params)  # loop-invariant: computed once
   if hoist:
-    xs = cell.input_projection(params, xs)
+    xs = base.add_biases(xs @ w_i, b)
     recurrence = cell.recurrence
   else:
-    recurrence = lambda p, c, x: cell.recurrence(p, c, cell.input_projection(p, x))
+    recurrence = lambda p, c, x: cell.recurrence(p, c, base.add_biases(x @ w_i, b))
 
   def keep_dtype(new, old):
     return jax.tree.map(lambda n, o: n.astype(o.dtype), new, old)
