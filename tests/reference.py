@@ -37,7 +37,7 @@ def simple_rnn(p, state, x, activation="tanh"):
 
 def lstm(p, state, x):
   h, c = state
-  gate = gate_preactivations(p, x, h, p.w_h.shape[0], 4)
+  gate = gate_preactivations(p, x, h, p.w_i.shape[1] // 4, 4)
   i, f, g, o = sigmoid(gate(0)), sigmoid(gate(1)), np.tanh(gate(2)), sigmoid(gate(3))
   c = f * c + i * g
   h = o * np.tanh(c)
@@ -82,9 +82,7 @@ def gru(p, state, x, reset_after=True):
 
 
 def projected_lstm(p, state, x):
-  h, c = state
-  gate = gate_preactivations(p, x, h, p.w_p.shape[0], 4)
-  i, f, g, o = sigmoid(gate(0)), sigmoid(gate(1)), np.tanh(gate(2)), sigmoid(gate(3))
-  c = f * c + i * g
-  h = (o * np.tanh(c)) @ p.w_p
+  """The LSTM, then ``h' = (o * tanh(c')) W_p``; ``h`` has size ``proj_size``."""
+  (h, c), _ = lstm(p, state, x)
+  h = h @ p.w_p
   return (h, c), h
