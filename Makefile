@@ -6,7 +6,10 @@ PY     := $(VENV)/bin/python
 
 .PHONY: test demo bench clean
 
-$(VENV)/.base: pyproject.toml
+# setup.py builds the native kernels; any change to them reinstalls.
+NATIVE := setup.py $(wildcard jaxrnn/_native/*.cc jaxrnn/_native/*.h)
+
+$(VENV)/.base: pyproject.toml $(NATIVE)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e .
@@ -30,4 +33,4 @@ demo: $(VENV)/.base
 	$(PY) examples/adding_problem.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info jaxrnn/_native/*.so

@@ -1,10 +1,17 @@
-"""jaxrnn against its peers, side by side in one process.
+"""jaxrnn against its peers, side by side in one process, interleaved.
 
-  python benchmarks/bench.py            # the full table (several minutes on 2 cores)
+  python benchmarks/bench.py            # the full table (about 20 minutes on 2 cores)
   python benchmarks/bench.py --quick    # one small configuration per cell
-  python benchmarks/bench.py --only lstm --impls torch,jaxrnn
+  python benchmarks/bench.py --only lstm --impls torch,jaxrnn-native
 
-Each row: median wall time over --runs calls after warm-up (float32), forward
+Interleaved: for each configuration and mode, every implementation is
+compiled and warmed up first; then --runs rounds follow, and in each round
+every implementation is timed once (in a rotating order), so that the noise
+of a shared machine falls on all alike. Rows report the median over rounds.
+jaxrnn appears twice: "jaxrnn native" (impl="native", the C++ kernels) and
+"jaxrnn xla" (impl="xla", jax.lax.scan).
+
+Each row: median wall time (float32), forward
 or forward+backward (value_and_grad of sum(y**2) w.r.t. the params), GFLOP/s
 counting the recurrent cell's matmuls only (an LSTM step is 8*B*H*(I+H)
 FLOPs, forward+backward is counted as 3x forward), the ratio to torch and
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import pathlib
@@ -78,6 +86,7 @@ def block(tree):
 
 
 def time_calls(fn: Callable, runs: int) -> float:
+  """Median of ``runs`` calls after a warm-up (for the memory table)."""
   fn()  # warm-up
   times = []
   for _ in range(runs):
@@ -85,6 +94,24 @@ def time_calls(fn: Callable, runs: int) -> float:
     block(fn())
     times.append(time.perf_counter() - start)
   return statistics.median(times)
+
+
+def interleaved(cases: list, rounds: int) -> list:
+  """Median seconds of each case's ``call``, timed once per round in turn.
+
+  Round r starts at case r (mod n), so no implementation always runs right
+  after the same one.
+  """
+  for case in cases:
+    block(case.call())  # warm-up
+  times = [[] for _ in cases]
+  for r in range(rounds):
+    for i in range(len(cases)):
+      j = (i + r) % len(cases)
+      start = time.perf_counter()
+      block(cases[j].call())
+      times[j].append(time.perf_counter() - start)
+  return [statistics.median(t) for t in times]
 
 
 @dataclasses.dataclass
@@ -102,13 +129,22 @@ class Result:
   peak_mb: Optional[float] = None
 
 
-def jax_case(name, cfg, mode, forward, params, xs, runs, grad_filter=None):
-  """Times a JAX forward(params, xs) -> ys, or value_and_grad of sum(ys**2)."""
+@dataclasses.dataclass
+class Case:
+  """One implementation of one configuration and mode, ready to time."""
+  impl: str
+  call: Callable
+  compile_s: Optional[float] = None
+  peak_mb: Optional[float] = None
+
+
+def jax_case(name, cfg, mode, forward, params, xs):
+  """A JAX forward(params, xs) -> ys, or value_and_grad of sum(ys**2),
+  compiled (compile time measured apart: lower + compile)."""
   if mode == "fwd":
     fn = forward
   else:
-    loss = lambda p, x: jnp.sum(forward(p, x) ** 2)
-    fn = grad_filter(loss) if grad_filter else jax.value_and_grad(loss)
+    fn = jax.value_and_grad(lambda p, x: jnp.sum(forward(p, x) ** 2))
   start = time.perf_counter()
   compiled = jax.jit(fn).lower(params, xs).compile()
   compile_s = time.perf_counter() - start
@@ -117,27 +153,25 @@ def jax_case(name, cfg, mode, forward, params, xs, runs, grad_filter=None):
     stats = compiled.memory_analysis()
     if stats is not None:
       peak = (stats.temp_size_in_bytes + stats.output_size_in_bytes) / 2**20
-  ms = 1e3 * time_calls(lambda: compiled(params, xs), runs)
-  return Result(name, cfg.cell, cfg.B, cfg.T, cfg.I, cfg.H, mode, ms, compile_s,
-                cfg.flops(mode) / ms / 1e6, peak)
+  return Case(name, lambda: compiled(params, xs), compile_s, peak)
 
 
 # ------------------------------------------------------------------- peers
-def run_jaxrnn(cfg, mode, runs, variant="jaxrnn", **scan_kwargs):
+def run_jaxrnn(cfg, mode, impl):
   key = jax.random.key(0)
   xs = jax.random.normal(key, (cfg.B, cfg.T, cfg.I))
   if cfg.cell == "bilstm2":
     stack = jaxrnn.Stacked([jaxrnn.Bidirectional(jaxrnn.LSTMCell())] * 2)
     params = stack.init(key, cfg.I, cfg.H)
-    forward = lambda p, x: stack(p, x, **scan_kwargs)[1]
+    forward = lambda p, x: stack(p, x, impl=impl)[1]
   else:
     cell = JAXRNN_CELLS[cfg.cell]
     params = cell.init(key, cfg.I, cfg.H)
-    forward = lambda p, x: jaxrnn.scan(cell, p, x, **scan_kwargs)[1]
-  return jax_case(variant, cfg, mode, forward, params, xs, runs)
+    forward = lambda p, x: jaxrnn.scan(cell, p, x, impl=impl)[1]
+  return jax_case(f"jaxrnn {impl}", cfg, mode, forward, params, xs)
 
 
-def run_flax(cfg, mode, runs, optimized=False):
+def run_flax(cfg, mode, optimized=False):
   import flax.linen as nn
   cls = {"lstm": nn.OptimizedLSTMCell if optimized else nn.LSTMCell,
          "gru": nn.GRUCell, "rnn": nn.SimpleCell}
@@ -155,10 +189,10 @@ def run_flax(cfg, mode, runs, optimized=False):
   name = "flax " + ("OptimizedLSTMCell" if optimized else
                     {"lstm": "LSTMCell", "gru": "GRUCell", "rnn": "SimpleCell",
                      "bilstm2": "LSTMCell"}[cfg.cell])
-  return jax_case(name, cfg, mode, model.apply, params, xs, runs)
+  return jax_case(name, cfg, mode, model.apply, params, xs)
 
 
-def run_equinox(cfg, mode, runs):
+def run_equinox(cfg, mode):
   import equinox as eqx
   if cfg.cell not in ("lstm", "gru"):
     return None
@@ -178,10 +212,10 @@ def run_equinox(cfg, mode, runs):
     return jax.vmap(one)(xs)
 
   xs = jax.random.normal(jax.random.key(1), (cfg.B, cfg.T, cfg.I))
-  return jax_case(f"equinox {cls.__name__}", cfg, mode, forward, params, xs, runs)
+  return jax_case(f"equinox {cls.__name__}", cfg, mode, forward, params, xs)
 
 
-def run_haiku(cfg, mode, runs):
+def run_haiku(cfg, mode):
   import haiku as hk
   if cfg.cell not in ("lstm", "gru", "rnn"):
     return None
@@ -194,10 +228,10 @@ def run_haiku(cfg, mode, runs):
   model = hk.without_apply_rng(hk.transform(f))
   xs = jax.random.normal(jax.random.key(1), (cfg.B, cfg.T, cfg.I))
   params = model.init(jax.random.key(0), xs)
-  return jax_case(f"haiku {core_cls.__name__}", cfg, mode, model.apply, params, xs, runs)
+  return jax_case(f"haiku {core_cls.__name__}", cfg, mode, model.apply, params, xs)
 
 
-def run_torch(cfg, mode, runs):
+def run_torch(cfg, mode):
   import torch
   if cfg.cell not in ("lstm", "gru", "rnn", "bilstm2"):
     return None
@@ -216,18 +250,17 @@ def run_torch(cfg, mode, runs):
       loss = module(x)[0].pow(2).sum()
       loss.backward()
       return loss
-  ms = 1e3 * time_calls(call, runs)
-  return Result(f"torch {cls.__name__}", cfg.cell, cfg.B, cfg.T, cfg.I, cfg.H, mode,
-                ms, None, cfg.flops(mode) / ms / 1e6)
+  return Case(f"torch {cls.__name__}", call)
 
 
 PEERS = {
     "torch": run_torch,
     "flax": run_flax,
-    "flax-opt": lambda cfg, mode, runs: run_flax(cfg, mode, runs, optimized=True),
+    "flax-opt": lambda cfg, mode: run_flax(cfg, mode, optimized=True),
     "equinox": run_equinox,
     "haiku": run_haiku,
-    "jaxrnn": run_jaxrnn,
+    "jaxrnn-native": lambda cfg, mode: run_jaxrnn(cfg, mode, "native"),
+    "jaxrnn-xla": lambda cfg, mode: run_jaxrnn(cfg, mode, "xla"),
 }
 REQUIRES = {"torch": "torch", "flax": "flax", "flax-opt": "flax",
             "equinox": "equinox", "haiku": "haiku"}
@@ -280,30 +313,49 @@ def environment():
 def memory_table(lengths, runs):
   """A sequence-to-one training step (value_and_grad of sum(h_T**2), as in
   classification or the adding problem) at growing T: XLA's peak temporary
-  memory and the median time, with and without ``remat``. (A loss on every
-  step's output adds O(T) arrays, the outputs and their cotangents, that no
-  checkpointing removes.)"""
+  memory and the median time (interleaved), with and without ``remat``, on
+  both engines. (A loss on every step's output adds O(T) arrays, the outputs
+  and their cotangents, that no checkpointing removes.)
+
+  The native kernels also allocate scratch of their own, which XLA does not
+  see: the "kernel scratch MB" column adds the backward kernel's largest
+  allocation (``jaxrnn._native.backward_scratch_bytes``) for one call, which
+  covers T steps, or one chunk of ceil(sqrt(T)) steps under remat."""
+  import math
   import flax.linen as nn
+  from jaxrnn import _native
   B, I, H = 8, 128, 128
   cell = jaxrnn.LSTMCell()
   params = cell.init(jax.random.key(0), I, H)
   flax_model = nn.RNN(nn.LSTMCell(H))
-  lines = ["| T | impl | temp MB | median ms |", "|---|---|---|---|"]
+  lines = ["| T | impl | temp MB | kernel scratch MB | median ms |", "|---|---|---|---|---|"]
   records = []
   for T in lengths:
     xs = jax.random.normal(jax.random.key(1), (B, T, I))
     flax_params = flax_model.init(jax.random.key(2), xs[:, :2])
-    cases = [("jaxrnn", lambda p, x: jaxrnn.scan(cell, p, x)[0].h, params),
-             ("jaxrnn remat=True", lambda p, x: jaxrnn.scan(cell, p, x, remat=True)[0].h, params),
-             ("flax LSTMCell", lambda p, x: flax_model.apply(p, x)[:, -1], flax_params)]
-    for name, forward, p in cases:
-      fn = jax.value_and_grad(lambda p, x: jnp.sum(forward(p, x) ** 2))
+    specs = [(f"jaxrnn {impl}" + (" remat=True" if remat else ""),
+              functools.partial(lambda p, x, impl, remat: jaxrnn.scan(
+                  cell, p, x, impl=impl, remat=remat)[0].h, impl=impl, remat=remat),
+              params)
+             for impl in ("native", "xla") for remat in (False, True)]
+    specs.append(("flax LSTMCell", lambda p, x: flax_model.apply(p, x)[:, -1], flax_params))
+    cases, temp = [], []
+    for name, forward, p in specs:
+      fn = jax.value_and_grad(lambda p, x, forward=forward: jnp.sum(forward(p, x) ** 2))
       compiled = jax.jit(fn).lower(p, xs).compile()
-      mb = compiled.memory_analysis().temp_size_in_bytes / 2**20
-      ms = 1e3 * time_calls(lambda: compiled(p, xs), runs)
-      lines.append(f"| {T} | {name} | {mb:.1f} | {ms:.0f} |")
-      records.append({"impl": name, "cell": "lstm", "B": B, "T": T, "I": I, "H": H,
-                      "mode": "fwd+bwd", "median_ms": ms, "temp_mb": mb})
+      temp.append(compiled.memory_analysis().temp_size_in_bytes / 2**20)
+      cases.append(Case(name, functools.partial(compiled, p, xs)))
+    for case, mb, seconds in zip(cases, temp, interleaved(cases, runs)):
+      scratch = None
+      if "native" in case.impl:
+        steps = math.isqrt(T - 1) + 1 if "remat" in case.impl else T
+        scratch = _native.backward_scratch_bytes(cell, steps, B, I, H, jnp.float32) / 2**20
+      ms = 1e3 * seconds
+      lines.append(f"| {T} | {case.impl} | {mb:.1f} | "
+                   f"{'–' if scratch is None else f'{scratch:.1f}'} | {ms:.0f} |")
+      records.append({"impl": case.impl, "cell": "lstm", "B": B, "T": T, "I": I, "H": H,
+                      "mode": "fwd+bwd", "median_ms": ms, "temp_mb": mb,
+                      "kernel_scratch_mb": scratch})
   return "\n".join(lines), records
 
 
@@ -311,7 +363,7 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--quick", action="store_true", help="small configurations only")
-  parser.add_argument("--runs", type=int, default=7, help="timed calls per row (>= 7 for the table)")
+  parser.add_argument("--runs", type=int, default=9, help="interleaved rounds (>= 7 for the table)")
   parser.add_argument("--only", default="", help="comma-separated cells (lstm,gru,rnn,peephole,cifg,bilstm2)")
   parser.add_argument("--impls", default=",".join(PEERS), help="comma-separated implementations")
   parser.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "latest.json"))
@@ -340,18 +392,21 @@ def main(argv=None):
     if cells and cfg.cell not in cells:
       continue
     for mode in cfg.modes:
-      for impl in available:
-        result = PEERS[impl](cfg, mode, args.runs)
-        if result is not None:
-          results.append(result)
-          print(f"  {cfg.cell} B={cfg.B} T={cfg.T} I={cfg.I} H={cfg.H} {mode:8s} "
-                f"{result.impl:28s} {result.median_ms:9.1f} ms", file=sys.stderr, flush=True)
+      cases = [case for case in (PEERS[impl](cfg, mode) for impl in available)
+               if case is not None]
+      for case, seconds in zip(cases, interleaved(cases, args.runs)):
+        ms = 1e3 * seconds
+        results.append(Result(case.impl, cfg.cell, cfg.B, cfg.T, cfg.I, cfg.H, mode,
+                              ms, case.compile_s, cfg.flops(mode) / ms / 1e6,
+                              case.peak_mb))
+        print(f"  {cfg.cell} B={cfg.B} T={cfg.T} I={cfg.I} H={cfg.H} {mode:8s} "
+              f"{case.impl:28s} {ms:9.1f} ms", file=sys.stderr, flush=True)
   table = markdown(results)
   print(table)
   memory = []
-  if not args.quick and (not cells or "lstm" in cells) and "jaxrnn" in available:
+  if not args.quick and (not cells or "lstm" in cells) and "jaxrnn-native" in available:
     mem_table, memory = memory_table((1000, 2500, 5000, 10000), runs=3)
-    print("\nMemory of a sequence-to-one LSTM training step, B=8 I=128 H=128 (3 runs each):\n")
+    print("\nMemory of a sequence-to-one LSTM training step, B=8 I=128 H=128 (3 rounds):\n")
     print(mem_table)
   out = pathlib.Path(args.out)
   out.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,11 @@ from jaxrnn._src.lstm import PeepholeLSTMCell
 from jaxrnn._src.lstm import PeepholeLSTMParams
 from jaxrnn._src.lstm import ProjectedLSTMCell
 from jaxrnn._src.lstm import ProjectedLSTMParams
+from jaxrnn._src.scan import default_engine
 from jaxrnn._src.scan import scan
+from jaxrnn._src.scan import which_engine
+from jaxrnn._native import available as native_available
+from jaxrnn._native import status as native_status
 from jaxrnn._src.simple import SimpleRNNCell
 from jaxrnn._src.simple import SimpleRNNParams
 
@@ -49,5 +53,9 @@ __all__ = (
     "SimpleRNNCell",
     "SimpleRNNParams",
     "Stacked",
+    "default_engine",
+    "native_available",
+    "native_status",
     "scan",
+    "which_engine",
 )

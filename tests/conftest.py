@@ -11,3 +11,18 @@ mismatched batch shapes with a ValueError.
 import jax
 
 jax.config.update("jax_enable_x64", True)
+
+
+import pytest  # noqa: E402
+
+import jaxrnn  # noqa: E402
+
+
+@pytest.fixture(params=["xla", "native"])
+def engine(request):
+  """Runs a test on each engine: "xla", and "native", which is
+  ``impl="auto"`` (the native kernel wherever it applies, XLA for the rest,
+  e.g. LSTMP or bfloat16). A module opts in with
+  ``pytestmark = pytest.mark.usefixtures("engine")``."""
+  with jaxrnn.default_engine("xla" if request.param == "xla" else "auto"):
+    yield request.param

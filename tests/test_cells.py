@@ -11,6 +11,8 @@ import jaxrnn
 import reference
 from cases import CELLS, init_params
 
+pytestmark = pytest.mark.usefixtures("engine")  # each test on both engines
+
 BATCH_SHAPES = [(), (3,), (2, 3)]
 
 

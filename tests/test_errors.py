@@ -8,6 +8,8 @@ import pytest
 
 import jaxrnn
 
+pytestmark = pytest.mark.usefixtures("engine")  # each test on both engines
+
 KEY = jax.random.key(0)
 LSTM = jaxrnn.LSTMCell()
 P = LSTM.init(KEY, 3, 4)

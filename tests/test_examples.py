@@ -45,8 +45,9 @@ def test_help(script, tmp_path):
 
 def test_benchmark_runs(tmp_path):
   out = run(["benchmarks/bench.py", "--quick", "--runs", "1", "--only", "lstm",
-             "--impls", "jaxrnn,flax", "--out", str(tmp_path / "b.json")], tmp_path)
+             "--impls", "jaxrnn-native,jaxrnn-xla,flax", "--out", str(tmp_path / "b.json")],
+            tmp_path)
   assert "| lstm |" in out
   records = json.loads((tmp_path / "b.json").read_text())["results"]
-  assert {r["impl"] for r in records} == {"jaxrnn", "flax LSTMCell"}
+  assert {r["impl"] for r in records} == {"jaxrnn native", "jaxrnn xla", "flax LSTMCell"}
   assert all(r["median_ms"] > 0 and r["compile_s"] > 0 for r in records)

@@ -12,6 +12,8 @@ import jaxrnn
 from jaxrnn import linen as jrl
 from jaxrnn import nnx as jrn
 
+pytestmark = pytest.mark.usefixtures("engine")  # each test on both engines
+
 XS = jax.random.normal(jax.random.key(0), (3, 7, 5))
 LENGTHS = jnp.array([7, 2, 5])
 LAYERS = {

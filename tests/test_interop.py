@@ -11,6 +11,8 @@ import torch
 import jaxrnn
 from jaxrnn import interop
 
+pytestmark = pytest.mark.usefixtures("engine")  # each test on both engines
+
 TORCH_CLASSES = {"RNN_TANH": torch.nn.RNN, "RNN_RELU": torch.nn.RNN,
                  "LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU}
 N_RANDOM = 24

@@ -13,6 +13,8 @@ from jax.test_util import check_grads
 import jaxrnn
 from cases import CELLS, init_params
 
+pytestmark = pytest.mark.usefixtures("engine")  # each test on both engines
+
 RTOL = 1e-10
 
 
@@ -166,14 +168,16 @@ def test_scan_under_vmap():
 
 
 @pytest.mark.parametrize("name", list(CELLS))
-def test_scan_gradients(name):
+def test_scan_gradients(name, engine):
   cell, _ = CELLS[name]
   params, xs, carry = setup(cell, (2,), T=4, I=2, H=3)
   if name == "rnn_relu":
     params = params._replace(b_i=params.b_i + 5.0)
   mask = jnp.array([[True, False, True, True], [True, True, True, False]])
   f = lambda p, x, c: jaxrnn.scan(cell, p, x, initial_carry=c, mask=mask, reverse=True)
-  check_grads(f, (params, xs, carry), order=1, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6)
+  # Forward mode is the XLA engine's alone (the native one is a custom_vjp).
+  modes = ("fwd", "rev") if engine == "xla" else ("rev",)
+  check_grads(f, (params, xs, carry), order=1, modes=modes, atol=1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float64])

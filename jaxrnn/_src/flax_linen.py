@@ -90,7 +90,7 @@ class RNN(nn.Module):
     layer: the functional layer.
     hidden_size: its hidden size (one per layer for ``Stacked`` if wanted).
     reverse: cells only: run backwards (padding-aware).
-    unroll, remat, time_major: as in :func:`jaxrnn.scan`.
+    unroll, remat, time_major, impl: as in :func:`jaxrnn.scan`.
     initializer, forget_bias, proj_size, param_dtype: passed to ``init``.
   """
 
@@ -100,6 +100,7 @@ class RNN(nn.Module):
   unroll: int = 1
   remat: bool = False
   time_major: bool = False
+  impl: Optional[str] = None
   initializer: str = "default"
   forget_bias: Optional[float] = None
   proj_size: Optional[int] = None
@@ -115,7 +116,8 @@ class RNN(nn.Module):
     params = self.param(PARAM_NAME, lambda key: self.layer.init(
         key, xs.shape[-1], self.hidden_size, **self._kwargs()))
     common = dict(initial_carry=initial_carry, seq_lengths=seq_lengths, mask=mask,
-                  time_major=self.time_major, unroll=self.unroll, remat=self.remat)
+                  time_major=self.time_major, unroll=self.unroll, remat=self.remat,
+                  impl=self.impl)
     if isinstance(self.layer, base.Cell):
       return scan_lib.scan(self.layer, params, xs, reverse=self.reverse, **common)
     if self.reverse:

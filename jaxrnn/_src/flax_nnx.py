@@ -48,20 +48,24 @@ class RNN(nnx.Module):
   """A jaxrnn sequence layer (cell, ``Bidirectional`` or ``Stacked``) as an
   nnx module; ``module(xs, ...) -> (carry, ys)`` as the functional layer.
 
-  Dropout in a ``Stacked`` layer is on in training mode (``module.train()``,
+  ``reverse``, ``unroll``, ``remat``, ``time_major`` and ``impl`` are as in
+  :func:`jaxrnn.scan`. Dropout in a ``Stacked`` layer is on in training mode (``module.train()``,
   the default) and off after ``module.eval()``; it draws from ``rngs.dropout``.
   """
 
   def __init__(self, layer: Union[base.Cell, layers.Bidirectional, layers.Stacked],
                in_features: int, hidden_size: Union[int, Sequence[int]], *,
                rngs: nnx.Rngs, reverse: bool = False, unroll: int = 1,
-               remat: bool = False, time_major: bool = False,
+               remat: bool = False, time_major: bool = False, impl: Optional[str] = None,
                initializer: str = "default", forget_bias: Optional[float] = None,
                proj_size: Optional[int] = None, param_dtype: Any = jnp.float32):
+    if impl is not None:
+      scan_lib.check_impl(impl)
     if reverse and not isinstance(layer, base.Cell):
       raise ValueError(f"reverse: applies to a cell, not to {type(layer).__name__}")
     self.spec = layer
     self.reverse, self.unroll, self.remat, self.time_major = reverse, unroll, remat, time_major
+    self.impl = impl
     kwargs = flax_linen.init_kwargs(layer, initializer, forget_bias, proj_size, param_dtype)
     _store(self, layer.init(rngs.params(), in_features, hidden_size, **kwargs))
     self.rngs = rngs
@@ -70,7 +74,8 @@ class RNN(nnx.Module):
   def __call__(self, xs, *, initial_carry=None, seq_lengths=None, mask=None):
     params = to_functional(self)
     common = dict(initial_carry=initial_carry, seq_lengths=seq_lengths, mask=mask,
-                  time_major=self.time_major, unroll=self.unroll, remat=self.remat)
+                  time_major=self.time_major, unroll=self.unroll, remat=self.remat,
+                  impl=self.impl)
     if isinstance(self.spec, base.Cell):
       return scan_lib.scan(self.spec, params, xs, reverse=self.reverse, **common)
     if isinstance(self.spec, layers.Stacked):

@@ -90,7 +90,8 @@ class Bidirectional:
                initial_carry: Optional[tuple] = None,
                seq_lengths: Optional[jax.Array] = None,
                mask: Optional[jax.Array] = None,
-               time_major: bool = False, unroll: int = 1, remat: bool = False):
+               time_major: bool = False, unroll: int = 1, remat: bool = False,
+               impl: Optional[str] = None):
     """Runs both directions (jit-compiled); arguments as :func:`jaxrnn.scan`.
 
     Returns:
@@ -99,11 +100,14 @@ class Bidirectional:
       the merged outputs.
     """
     scan_lib.check_unroll(unroll)
+    impl = scan_lib.resolve_impl(impl)
     batch_shape, T = scan_lib.check_sequence(xs, time_major)
     self.check_inputs(params, xs, initial_carry, batch_shape)
     scan_lib.check_lengths_and_mask(seq_lengths, mask, batch_shape, T, time_major)
-    return _bidirectional(self, params, xs, initial_carry, seq_lengths, mask,
-                          time_major=time_major, unroll=unroll, remat=bool(remat))
+    with scan_lib.explain_forward_mode():
+      return _bidirectional(self, params, xs, initial_carry, seq_lengths, mask,
+                            time_major=time_major, unroll=unroll,
+                            remat=bool(remat), impl=impl)
 
   def check_inputs(self, params, xs, initial_carry, batch_shape, *,
                    params_name="params", carry_name="initial_carry",
@@ -126,27 +130,27 @@ class Bidirectional:
       raise TypeError(f"{name}: Bidirectional expects BidirectionalParams, got "
                       f"{type(params).__name__}")
 
-  def run(self, params, xs, carry, valid, *, unroll, remat=False):
+  def run(self, params, xs, carry, valid, *, unroll, remat=False, impl="auto"):
     """Time-major core, no checks: ``((carry_fwd, carry_bwd), ys)``."""
     carry_fwd, carry_bwd = (None, None) if carry is None else carry
     carry_fwd, y_fwd = scan_lib.run_cell(self.forward, params.forward, xs,
                                          carry_fwd, valid, reverse=False,
-                                         unroll=unroll, remat=remat)
+                                         unroll=unroll, remat=remat, impl=impl)
     carry_bwd, y_bwd = scan_lib.run_cell(self.backward, params.backward, xs,
                                          carry_bwd, valid, reverse=True,
-                                         unroll=unroll, remat=remat)
+                                         unroll=unroll, remat=remat, impl=impl)
     merge = _MERGES.get(self.merge, self.merge)
     return (carry_fwd, carry_bwd), merge(y_fwd, y_bwd)
 
 
 @functools.partial(jax.jit, static_argnames=("layer", "time_major", "unroll",
-                                             "remat"))
+                                             "remat", "impl"))
 def _bidirectional(layer, params, xs, initial_carry, seq_lengths, mask, *,
-                   time_major, unroll, remat):
+                   time_major, unroll, remat, impl):
   xs = scan_lib.to_time_major(xs, time_major)
   valid = scan_lib.valid_steps(seq_lengths, mask, xs.shape[0], time_major)
   carry, ys = layer.run(params, xs, initial_carry, valid, unroll=unroll,
-                        remat=remat)
+                        remat=remat, impl=impl)
   return carry, scan_lib.from_time_major(ys, time_major)
 
 
@@ -212,7 +216,8 @@ class Stacked:
                seq_lengths: Optional[jax.Array] = None,
                mask: Optional[jax.Array] = None,
                time_major: bool = False, unroll: int = 1, remat: bool = False,
-               key: Optional[jax.Array] = None, deterministic: bool = False):
+               key: Optional[jax.Array] = None, deterministic: bool = False,
+               impl: Optional[str] = None):
     """Runs all layers (jit-compiled); arguments as :func:`jaxrnn.scan`.
 
     Args:
@@ -225,6 +230,7 @@ class Stacked:
       layer's outputs.
     """
     scan_lib.check_unroll(unroll)
+    impl = scan_lib.resolve_impl(impl)
     self._check_params(params)
     batch_shape, T = scan_lib.check_sequence(xs, time_major)
     carries = (None,) * len(self.layers) if initial_carry is None else initial_carry
@@ -246,9 +252,10 @@ class Stacked:
     if dropout and key is None:
       raise ValueError(f"key: Stacked with dropout_rate={self.dropout_rate} needs "
                        "a PRNG key, or deterministic=True for evaluation")
-    return _stacked(self, params, xs, initial_carry, seq_lengths, mask,
-                    key if dropout else None, time_major=time_major,
-                    unroll=unroll, remat=bool(remat))
+    with scan_lib.explain_forward_mode():
+      return _stacked(self, params, xs, initial_carry, seq_lengths, mask,
+                      key if dropout else None, time_major=time_major,
+                      unroll=unroll, remat=bool(remat), impl=impl)
 
   def _check_params(self, params):
     if not isinstance(params, (tuple, list)) or len(params) != len(self.layers):
@@ -259,9 +266,9 @@ class Stacked:
 
 
 @functools.partial(jax.jit, static_argnames=("stack", "time_major", "unroll",
-                                             "remat"))
+                                             "remat", "impl"))
 def _stacked(stack, params, xs, initial_carry, seq_lengths, mask, key, *,
-             time_major, unroll, remat):
+             time_major, unroll, remat, impl):
   xs = scan_lib.to_time_major(xs, time_major)
   valid = scan_lib.valid_steps(seq_lengths, mask, xs.shape[0], time_major)
   carries = (None,) * len(stack.layers) if initial_carry is None else initial_carry
@@ -269,10 +276,11 @@ def _stacked(stack, params, xs, initial_carry, seq_lengths, mask, key, *,
   last = len(stack.layers) - 1
   for i, (layer, p, carry) in enumerate(zip(stack.layers, params, carries)):
     if isinstance(layer, Bidirectional):
-      carry, xs = layer.run(p, xs, carry, valid, unroll=unroll, remat=remat)
+      carry, xs = layer.run(p, xs, carry, valid, unroll=unroll, remat=remat,
+                            impl=impl)
     else:
       carry, xs = scan_lib.run_cell(layer, p, xs, carry, valid, reverse=False,
-                                    unroll=unroll, remat=remat)
+                                    unroll=unroll, remat=remat, impl=impl)
     finals.append(carry)
     if key is not None and i < last:
       key, k_drop = jax.random.split(key)

@@ -1,10 +1,19 @@
 """The one scan engine: a cell run over time with ``jax.lax.scan``.
 
 Every sequence layer (:func:`scan`, :class:`Bidirectional`, :class:`Stacked`)
-ends in :func:`run_cell`. It works time-major. On accelerators it computes the
-input projection of all steps as one matmul before the loop and keeps only the
-recurrent part of the step inside it; on CPU, where measurement favours it,
-the projection stays in the step (:func:`hoist_by_default`).
+ends in :func:`run_cell`. It works time-major, and runs a layer on one of two
+engines, chosen here and nowhere else (:func:`choose_engine`):
+
+- ``"xla"``: ``jax.lax.scan`` over the cell's own step, any cell, any
+  backend. On accelerators it computes the input projection of all steps as
+  one matmul before the loop and keeps only the recurrent part of the step
+  inside it; on CPU, where measurement favours it, the projection stays in the
+  step (:func:`hoist_by_default`).
+- ``"native"``: the fused C++ kernels of :mod:`jaxrnn._native` (CPU; float32
+  and float64; the simple RNN, LSTM, GRU, CIFG and peephole LSTM).
+
+``impl="auto"`` (the default everywhere) takes the native engine where it
+applies and XLA otherwise; both give the same numbers to float rounding.
 
 Masking. A step is *valid* where ``t < seq_lengths`` and ``mask`` is true. On
 an invalid step the carry is held and the output is zero, so the final carry
@@ -16,6 +25,8 @@ back in the original time order.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
 from typing import Any, Optional
@@ -24,9 +35,72 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrnn import _native
 from jaxrnn._src import base
 
 Array = jax.Array
+
+IMPLS = ("auto", "xla", "native")
+_DEFAULT_IMPL = contextvars.ContextVar("jaxrnn_default_impl", default="auto")
+
+
+@contextlib.contextmanager
+def default_engine(impl: str):
+  """Within the block, layers called with ``impl=None`` (the default) use
+  ``impl`` (``"auto"``, ``"xla"`` or ``"native"``).
+
+  For example ``with jaxrnn.default_engine("xla"):`` around a model whose
+  layers are deep inside Flax modules, to take forward-mode derivatives
+  (``jax.jvp``, Hessians), which only the XLA engine defines. It is read when
+  a layer is called, before ``jit``, so compiled functions are not mixed up.
+  """
+  check_impl(impl)
+  token = _DEFAULT_IMPL.set(impl)
+  try:
+    yield
+  finally:
+    _DEFAULT_IMPL.reset(token)
+
+
+@contextlib.contextmanager
+def explain_forward_mode():
+  """Turns JAX's error for ``jvp`` of the native engine's ``custom_vjp``
+  into one that names the way out."""
+  try:
+    yield
+  except TypeError as e:
+    if "forward-mode" not in str(e) or "custom_vjp" not in str(e):
+      raise
+    raise TypeError(
+        "impl: the native engine has a reverse-mode derivative only; for "
+        "forward mode (jax.jvp, jacfwd, Hessians) pass impl='xla' or call "
+        "the layer inside `with jaxrnn.default_engine('xla'):`") from e
+
+
+def resolve_impl(impl: Optional[str]) -> str:
+  """``impl``, or the default engine of :func:`default_engine` if ``None``."""
+  if impl is None:
+    return _DEFAULT_IMPL.get()
+  check_impl(impl)
+  return impl
+
+
+def choose_engine(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
+                  impl: str = "auto") -> tuple:
+  """``(engine, reason)``: which engine runs this layer, and why.
+
+  ``xs`` is time-major (only its shape and dtype are read). Raises a
+  ``ValueError`` when ``impl="native"`` and the native engine cannot run it.
+  """
+  if impl == "xla":
+    return "xla", "impl='xla' was asked for"
+  why_not = _native.unsupported(cell, params, xs, carry)
+  if why_not is None:
+    return "native", f"the native kernel serves {type(cell).__name__} here"
+  if impl == "native":
+    raise ValueError(f"impl: 'native' cannot run {type(cell).__name__} here: "
+                     f"{why_not}; use impl='auto' or 'xla'")
+  return "xla", f"the native engine does not apply: {why_not}"
 
 
 # ------------------------------------------------------------------- engine
@@ -46,7 +120,8 @@ def hoist_by_default() -> bool:
 
 def run_cell(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
              valid: Optional[Array], *, reverse: bool, unroll: int,
-             hoist: Optional[bool] = None, remat: bool = False):
+             hoist: Optional[bool] = None, remat: bool = False,
+             impl: str = "auto"):
   """Runs ``cell`` over time-major ``xs`` ``(T, *batch, input_size)``.
 
   Args:
@@ -64,14 +139,24 @@ def run_cell(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
       and recompute the steps in between, so that the memory of the stored
       residuals grows as ``sqrt(T)`` instead of ``T``, for about one extra
       forward pass of compute. The outputs are unchanged.
+    impl: ``"auto"``, ``"xla"`` or ``"native"``, see :func:`choose_engine`.
 
   Returns:
     ``(final_carry, ys)`` with ``ys`` time-major ``(T, *batch, output_size)``.
   """
-  hoist = hoist_by_default() if hoist is None else hoist
   if carry is None:
     dtype = jax.eval_shape(cell.input_projection, params, xs[:1]).dtype
     carry = cell.initial_carry(params, xs.shape[1:-1], dtype)
+  engine, _ = choose_engine(cell, params, xs, carry, impl)
+  if engine == "native":
+    def run_native(c, inputs):
+      return _native.run_layer(cell, params, inputs[0], c, inputs[1],
+                               reverse=reverse)
+    if remat and xs.shape[0] > 1:
+      return _chunked_remat(run_native, carry, xs, valid, reverse=reverse)
+    return run_native(carry, (xs, valid))
+
+  hoist = hoist_by_default() if hoist is None else hoist
   w_i, b = cell.input_weights(params)  # loop-invariant: computed once
   if hoist:
     xs = base.add_biases(xs @ w_i, b)
@@ -95,19 +180,21 @@ def run_cell(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
     return new_c, jnp.where(v, y, jnp.zeros_like(y))
 
   if remat and xs.shape[0] > 1:
-    return _chunked_remat(masked_step, carry, xs, valid, reverse=reverse,
-                          unroll=unroll)
+    def run_steps(c, inputs):
+      return jax.lax.scan(masked_step, c, inputs, reverse=reverse, unroll=unroll)
+    return _chunked_remat(run_steps, carry, xs, valid, reverse=reverse)
   if valid is None:
     return jax.lax.scan(step, carry, xs, reverse=reverse, unroll=unroll)
   return jax.lax.scan(masked_step, carry, (xs, valid), reverse=reverse,
                       unroll=unroll)
 
 
-def _chunked_remat(masked_step, carry, xs, valid, *, reverse, unroll):
+def _chunked_remat(run_chunk, carry, xs, valid, *, reverse):
   """Scan over ``ceil(sqrt(T))`` checkpointed chunks of as many steps.
 
-  The sequence is padded to whole chunks with invalid steps, which hold the
-  carry and output zeros, then cut off again.
+  ``run_chunk(carry, (xs, valid)) -> (carry, ys)`` runs one chunk (either
+  engine). The sequence is padded to whole chunks with invalid steps, which
+  hold the carry and output zeros, then cut off again.
   """
   T = xs.shape[0]
   chunk = math.isqrt(T - 1) + 1
@@ -118,11 +205,7 @@ def _chunked_remat(masked_step, carry, xs, valid, *, reverse, unroll):
   pad_time = lambda a: jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
   as_chunks = lambda a: pad_time(a).reshape((n, chunk) + a.shape[1:])
 
-  @jax.checkpoint
-  def run_chunk(c, inputs):
-    return jax.lax.scan(masked_step, c, inputs, reverse=reverse, unroll=unroll)
-
-  carry, ys = jax.lax.scan(run_chunk, carry, (as_chunks(xs), as_chunks(valid)),
+  carry, ys = jax.lax.scan(jax.checkpoint(run_chunk), carry, (as_chunks(xs), as_chunks(valid)),
                            reverse=reverse)
   return carry, ys.reshape((n * chunk,) + ys.shape[2:])[:T]
 
@@ -201,6 +284,11 @@ def check_unroll(unroll) -> None:
     raise ValueError(f"unroll: expected a positive int or a bool, got {unroll!r}")
 
 
+def check_impl(impl) -> None:
+  if impl not in IMPLS:
+    raise ValueError(f"impl: expected one of {IMPLS}, got {impl!r}")
+
+
 def check_cell(cell: Any, name: str = "cell") -> None:
   if not isinstance(cell, base.Cell):
     raise TypeError(f"{name}: expected a jaxrnn cell (e.g. jaxrnn.LSTMCell()), "
@@ -224,8 +312,9 @@ def scan(cell: base.Cell, params: Any, xs: Array, *,
          reverse: bool = False,
          time_major: bool = False,
          unroll: int = 1,
-         remat: bool = False):
-  """Runs ``cell`` over a sequence with ``jax.lax.scan`` (jit-compiled).
+         remat: bool = False,
+         impl: Optional[str] = None):
+  """Runs ``cell`` over a sequence (jit-compiled).
 
   Args:
     cell: a jaxrnn cell, e.g. ``LSTMCell()``.
@@ -244,6 +333,11 @@ def scan(cell: base.Cell, params: Any, xs: Array, *,
     unroll: how many steps ``lax.scan`` unrolls per iteration (or ``True``).
     remat: trade compute for memory in the backward pass: stored residuals
       grow as ``sqrt(T)`` instead of ``T`` (for long sequences).
+    impl: the engine: ``"auto"`` (native kernel on CPU where it applies,
+      else XLA), ``"xla"`` (``jax.lax.scan``, every cell and backend) or
+      ``"native"`` (an error if it does not apply); ``None`` means the
+      default, ``"auto"`` unless set by :func:`jaxrnn.default_engine`. See
+      :func:`jaxrnn.which_engine`. ``unroll`` applies to XLA only.
 
   Returns:
     ``(carry, ys)``: the carry after the last valid step of each sequence and
@@ -254,20 +348,44 @@ def scan(cell: base.Cell, params: Any, xs: Array, *,
   """
   check_cell(cell)
   check_unroll(unroll)
+  impl = resolve_impl(impl)
   batch_shape, T = check_sequence(xs, time_major)
   check_cell_inputs(cell, params, xs, initial_carry, batch_shape)
   check_lengths_and_mask(seq_lengths, mask, batch_shape, T, time_major)
-  return _scan(cell, params, xs, initial_carry, seq_lengths, mask,
-               reverse=reverse, time_major=time_major, unroll=unroll,
-               remat=bool(remat))
+  with explain_forward_mode():
+    return _scan(cell, params, xs, initial_carry, seq_lengths, mask,
+                 reverse=reverse, time_major=time_major, unroll=unroll,
+                 remat=bool(remat), impl=impl)
 
 
 @functools.partial(jax.jit, static_argnames=("cell", "reverse", "time_major",
-                                             "unroll", "remat"))
+                                             "unroll", "remat", "impl"))
 def _scan(cell, params, xs, initial_carry, seq_lengths, mask, *, reverse,
-          time_major, unroll, remat):
+          time_major, unroll, remat, impl):
   xs = to_time_major(xs, time_major)
   valid = valid_steps(seq_lengths, mask, xs.shape[0], time_major)
   carry, ys = run_cell(cell, params, xs, initial_carry, valid, reverse=reverse,
-                       unroll=unroll, remat=remat)
+                       unroll=unroll, remat=remat, impl=impl)
   return carry, from_time_major(ys, time_major)
+
+
+def which_engine(cell: base.Cell, params: Any, xs: Array, *,
+                 initial_carry: Optional[Any] = None, time_major: bool = False,
+                 impl: Optional[str] = None) -> tuple:
+  """``(engine, reason)``: the engine :func:`scan` would run, and why.
+
+  ``engine`` is ``"native"`` or ``"xla"``; ``reason`` says why in words (for
+  example why the native engine does not apply). Arguments as :func:`scan`;
+  only shapes and dtypes are read. Raises as :func:`scan` would.
+  """
+  check_cell(cell)
+  impl = resolve_impl(impl)
+  batch_shape, _ = check_sequence(xs, time_major)
+  check_cell_inputs(cell, params, xs, initial_carry, batch_shape)
+  xs = jax.eval_shape(lambda x: to_time_major(x, time_major),
+                      jax.ShapeDtypeStruct(xs.shape, xs.dtype))
+  carry = initial_carry
+  if carry is None:
+    dtype = jax.eval_shape(lambda x: cell.input_projection(params, x[:1]), xs).dtype
+    carry = jax.eval_shape(lambda: cell.initial_carry(params, batch_shape, dtype))
+  return choose_engine(cell, params, xs, carry, impl)

@@ -191,7 +191,7 @@ class TorchRNN:
   # ------------------------------------------------------------------ call
   def __call__(self, params: tuple, input: jax.Array, hx: Any = None, *,
                seq_lengths: Optional[jax.Array] = None,
-               key: Optional[jax.Array] = None):
+               key: Optional[jax.Array] = None, impl: Optional[str] = None):
     """``(input, hx) -> (output, h_n)`` (LSTM: ``(output, (h_n, c_n))``).
 
     Args:
@@ -205,6 +205,7 @@ class TorchRNN:
         final states are taken at each sequence's last valid step.
       key: PRNG key for dropout between layers (torch's training mode);
         ``None`` means no dropout (evaluation mode).
+      impl: the engine, as in :func:`jaxrnn.scan`.
     """
     unbatched = getattr(input, "ndim", None) == 2
     time_major = unbatched or not self.batch_first
@@ -213,7 +214,7 @@ class TorchRNN:
     carries = None if hx is None else self._carries_from_hx(params, hx, batch_shape)
     finals, output = self.stacked(
         params, input, initial_carry=carries, seq_lengths=seq_lengths,
-        time_major=time_major, key=key, deterministic=key is None)
+        time_major=time_major, key=key, deterministic=key is None, impl=impl)
     per_direction = [c for layer in finals
                      for c in (layer if self.bidirectional else (layer,))]
     h_n = jnp.stack([c.h for c in per_direction])

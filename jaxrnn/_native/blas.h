@@ -1,0 +1,48 @@
+// Row-major GEMM on top of the Fortran BLAS whose sgemm/dgemm pointers the
+// Python binding hands over at import (scipy's BLAS, as jaxlib reaches LAPACK),
+// so nothing links against a BLAS at build time.
+#ifndef JAXRNN_NATIVE_BLAS_H_
+#define JAXRNN_NATIVE_BLAS_H_
+
+#include <cstdint>
+
+namespace jaxrnn {
+
+template <typename T>
+using FortranGemm = void(const char* transa, const char* transb, const int* m,
+                         const int* n, const int* k, const T* alpha, const T* a,
+                         const int* lda, const T* b, const int* ldb,
+                         const T* beta, T* c, const int* ldc);
+
+extern FortranGemm<float>* sgemm_ptr;
+extern FortranGemm<double>* dgemm_ptr;
+
+template <typename T> inline FortranGemm<T>* gemm_ptr();
+template <> inline FortranGemm<float>* gemm_ptr<float>() { return sgemm_ptr; }
+template <> inline FortranGemm<double>* gemm_ptr<double>() { return dgemm_ptr; }
+
+// C[M,N] = alpha * op(A) op(B) + beta * C, all row-major; op(A) is (M,K)
+// (A stored (K,M) when ta), op(B) is (K,N) (B stored (N,K) when tb); lda, ldb
+// and ldc are row strides. Column-major BLAS computes C^T = op(B)^T op(A)^T,
+// so the operands swap and the flags stay.
+template <typename T>
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha,
+          const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C,
+          int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n)
+        C[m * ldc + n] = beta == T(0) ? T(0) : beta * C[m * ldc + n];
+    return;
+  }
+  const char tra = ta ? 'T' : 'N', trb = tb ? 'T' : 'N';
+  const int m = static_cast<int>(N), n = static_cast<int>(M),
+            k = static_cast<int>(K), la = static_cast<int>(ldb),
+            lb = static_cast<int>(lda), lc = static_cast<int>(ldc);
+  gemm_ptr<T>()(&trb, &tra, &m, &n, &k, &alpha, B, &la, A, &lb, &beta, C, &lc);
+}
+
+}  // namespace jaxrnn
+
+#endif  // JAXRNN_NATIVE_BLAS_H_
