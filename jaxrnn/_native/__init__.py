@@ -120,6 +120,8 @@ def run_layer(cell: base.Cell, params: Any, xs: jax.Array, carry: Any,
   Same contract as the XLA engine's ``run_cell``: invalid steps hold the carry
   and output zeros. Returns ``(final_carry, ys)``.
   """
+  if not available():
+    raise RuntimeError(f"jaxrnn's native kernels are not available: {status()}")
   k = kind(cell)
   T, batch, I = xs.shape[0], xs.shape[1:-1], xs.shape[-1]
   B = int(np.prod(batch, dtype=np.int64))

@@ -23,6 +23,7 @@
 
 #include "blas.h"
 #include "cells.h"
+#include "workspace.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -167,30 +168,34 @@ JAXRNN_ROW void forward(const ForwardArgs<T>& a) {
   const int64_t Tn = a.d.T, B = a.d.B, I = a.d.I, H = a.d.H;
   const int64_t GH = num_gates(a.kind) * H;
   const bool gru = a.kind == kGruAfter || a.kind == kGruBefore;
-  std::vector<T> h(a.h0, a.h0 + B * H);
-  std::vector<T> c(B * H);
-  if (has_cell_state(a.kind)) std::copy(a.c0, a.c0 + B * H, c.begin());
-  std::vector<T> hp(gru ? B * GH : 0), rh(a.kind == kGruBefore ? B * H : 0);
+  Workspace& ws = Workspace::for_this_thread();
+  T* h = ws.get<T>(0, B * H);
+  T* c = ws.get<T>(1, B * H);
+  std::copy(a.h0, a.h0 + B * H, h);
+  if (has_cell_state(a.kind)) std::copy(a.c0, a.c0 + B * H, c);
+  T* hp = ws.get<T>(2, gru ? B * GH : 0);
+  T* rh = ws.get<T>(3, a.kind == kGruBefore ? B * H : 0);
   const int64_t K = chunk_steps(Tn, B, GH, sizeof(T));
-  std::vector<T> xp(K * B * GH);
+  T* xp = ws.get<T>(4, K * B * GH);
   for (int64_t s0 = 0; s0 < Tn; s0 += K) {
     const int64_t k = std::min(K, Tn - s0);
     const int64_t t_lo = a.reverse ? Tn - s0 - k : s0;
     gemm<T>(false, false, k * B, GH, I, T(1), a.xs + t_lo * B * I, I, a.w_i, GH,
-            T(0), xp.data(), GH);
+            T(0), xp, GH);
     for (int64_t j = 0; j < k; ++j) {
       const int64_t t = time_index(s0 + j, Tn, a.reverse);
-      T* z = xp.data() + (t - t_lo) * B * GH;
+      T* z = xp + (t - t_lo) * B * GH;
       if (gru) {
-        gru_recurrent(a, z, h.data(), hp.data(), rh.data());
+        gru_recurrent(a, z, h, hp, rh);
       } else {
-        gemm<T>(false, false, B, GH, H, T(1), h.data(), H, a.w_h, GH, T(1), z, GH);
+        gemm<T>(false, false, B, GH, H, T(1), h, H, a.w_h, GH, T(1), z, GH);
       }
-      step_rows<Save>(a, t, z, hp.data(), h.data(), c.data());
+      step_rows<Save>(a, t, z, hp, h, c);
     }
   }
-  std::copy(h.begin(), h.end(), a.h_out);
-  if (a.c_out) std::copy(c.begin(), c.end(), a.c_out);
+  std::copy(h, h + B * H, a.h_out);
+  if (a.c_out) std::copy(c, c + B * H, a.c_out);
+  ws.release();
 }
 
 // ----------------------------------------------------------------- backward
@@ -210,7 +215,7 @@ struct BackwardArgs {
 // before it in scan order (or the initial carry). `after_is_held`: the saved
 // sequence already holds the carry on invalid steps (cs does, ys does not).
 template <typename T>
-void carries_before(const BackwardArgs<T>& a, const T* init, const T* after_step,
+JAXRNN_ROW void carries_before(const BackwardArgs<T>& a, const T* init, const T* after_step,
                     bool after_is_held, T* out) {
   const int64_t Tn = a.d.T, B = a.d.B, H = a.d.H;
   for (int64_t row = 0; row < B; ++row) {
@@ -224,43 +229,68 @@ void carries_before(const BackwardArgs<T>& a, const T* init, const T* after_step
   }
 }
 
+// Sums of the bias cotangents, accumulated row by row in the loop (where the
+// rows are in cache) in double, then rounded once.
+template <typename T>
+JAXRNN_ROW void accumulate(int64_t n, const T* __restrict row,
+                           double* __restrict sum) {
+  for (int64_t j = 0; j < n; ++j) sum[j] += row[j];
+}
+
+// W (H, N) row-major -> W^T (N, H) row-major: the per-step GEMM of the
+// backward pass, dz W_h^T, ran at 300 us against 190 us with W_h^T packed
+// once per call (B=32, H=256, OpenBLAS).
+template <typename T>
+void transpose(int64_t H, int64_t N, const T* w, T* wt) {
+  for (int64_t i = 0; i < H; ++i)
+    for (int64_t j = 0; j < N; ++j) wt[j * H + i] = w[i * N + j];
+}
+
 template <typename T>
 JAXRNN_ROW void backward(const BackwardArgs<T>& a) {
   const int64_t Tn = a.d.T, B = a.d.B, I = a.d.I, H = a.d.H;
   const int64_t GH = num_gates(a.kind) * H, R = residual_width(a.kind, H);
   const int64_t TB = Tn * B;
   const bool cell_state = has_cell_state(a.kind);
-  std::vector<T> hprev(TB * H), cprev(cell_state ? TB * H : 0);
-  carries_before(a, a.h0, a.ys, false, hprev.data());
-  if (cell_state) carries_before(a, a.c0, a.cs, true, cprev.data());
+  const bool after = a.kind == kGruAfter;
+  Workspace& ws = Workspace::for_this_thread();
+  T* hprev = ws.get<T>(0, TB * H);
+  T* cprev = ws.get<T>(1, cell_state ? TB * H : 0);
+  carries_before(a, a.h0, a.ys, false, hprev);
+  if (cell_state) carries_before(a, a.c0, a.cs, true, cprev);
+  T* w_ht = ws.get<T>(2, H * GH);
+  transpose(H, GH, a.w_h, w_ht);
 
   // dz: the cotangent of each step's pre-activations, h side (T, B, G*H).
   // For the reset-after GRU its n block is d(h W_hn + b_hn); the input side
   // (d(x W_in)) is kept apart in dxn and swapped in after the loop.
-  std::vector<T> dz(TB * GH);
-  std::vector<T> dxn(a.kind == kGruAfter ? TB * H : 0);
-  std::vector<T> dh(a.dh_in, a.dh_in + B * H), dc(B * H);
-  if (cell_state) std::copy(a.dc_in, a.dc_in + B * H, dc.begin());
-  std::vector<T> drh(a.kind == kGruBefore ? B * H : 0);
+  T* dz = ws.get<T>(3, TB * GH);
+  T* dxn = ws.get<T>(4, after ? TB * H : 0);
+  T* dh = ws.get<T>(5, B * H);
+  T* dc = ws.get<T>(6, B * H);
+  std::copy(a.dh_in, a.dh_in + B * H, dh);
+  if (cell_state) std::copy(a.dc_in, a.dc_in + B * H, dc);
+  T* drh = ws.get<T>(7, a.kind == kGruBefore ? B * H : 0);
   std::vector<T> dp(a.kind == kPeephole ? 3 * H : 0, T(0));
+  std::vector<double> db(GH, 0.0), db_xn(after ? H : 0, 0.0);
 
   for (int64_t s = Tn - 1; s >= 0; --s) {
     const int64_t t = time_index(s, Tn, a.reverse);
-    T* dzt = dz.data() + t * B * GH;
+    T* dzt = dz + t * B * GH;
     for (int64_t row = 0; row < B; ++row) {
       const int64_t tr = t * B + row;
       T* dzr = dzt + row * GH;
-      T* dxr = a.kind == kGruAfter ? dxn.data() + tr * H : nullptr;
+      T* dxr = after ? dxn + tr * H : nullptr;
       if (!is_valid(a.valid, t, B, row)) {  // carry held: cotangents pass
         std::fill(dzr, dzr + GH, T(0));
         if (dxr) std::fill(dxr, dxr + H, T(0));
         continue;
       }
-      T* dhr = dh.data() + row * H;
-      T* dcr = dc.data() + row * H;
+      T* dhr = dh + row * H;
+      T* dcr = dc + row * H;
       const T* dy = a.dys + tr * H;
       const T* rs = a.res + tr * R;
-      const T* cp = cell_state ? cprev.data() + tr * H : nullptr;
+      const T* cp = cell_state ? cprev + tr * H : nullptr;
       const T* cn = cell_state ? a.cs + tr * H : nullptr;
       switch (a.kind) {
         case kRnnTanh: case kRnnRelu:
@@ -276,58 +306,61 @@ JAXRNN_ROW void backward(const BackwardArgs<T>& a) {
           peephole_backward(H, rs, cn, cp, a.extra, dy, dhr, dcr, dzr, dp.data());
           break;
         case kGruAfter:
-          gru_backward<true>(H, rs, hprev.data() + tr * H, dy, dhr, dzr, dxr);
+          gru_backward<true>(H, rs, hprev + tr * H, dy, dhr, dzr, dxr);
           break;
         case kGruBefore:
-          gru_backward<false>(H, rs, hprev.data() + tr * H, dy, dhr, dzr, dxr);
+          gru_backward<false>(H, rs, hprev + tr * H, dy, dhr, dzr, dxr);
           break;
       }
     }
     if (a.kind == kGruBefore) {
       // d(r h) = dn' W_hn^T, then r's gate and the direct path through r h.
-      gemm<T>(false, true, B, H, H, T(1), dzt + 2 * H, GH, a.w_h + 2 * H, GH,
-              T(0), drh.data(), H);
+      gemm<T>(false, false, B, H, H, T(1), dzt + 2 * H, GH, w_ht + 2 * H * H, H,
+              T(0), drh, H);
       for (int64_t row = 0; row < B; ++row) {
         if (!is_valid(a.valid, t, B, row)) continue;
         const int64_t tr = t * B + row;
-        gru_before_reset_backward(H, a.res + tr * R, hprev.data() + tr * H,
-                                  drh.data() + row * H, dzt + row * GH,
-                                  dh.data() + row * H);
+        gru_before_reset_backward(H, a.res + tr * R, hprev + tr * H, drh + row * H,
+                                  dzt + row * GH, dh + row * H);
       }
-      gemm<T>(false, true, B, H, 2 * H, T(1), dzt, GH, a.w_h, GH, T(1), dh.data(), H);
+      gemm<T>(false, false, B, H, 2 * H, T(1), dzt, GH, w_ht, H, T(1), dh, H);
     } else {
-      gemm<T>(false, true, B, H, GH, T(1), dzt, GH, a.w_h, GH, T(1), dh.data(), H);
+      gemm<T>(false, false, B, H, GH, T(1), dzt, GH, w_ht, H, T(1), dh, H);
+    }
+    for (int64_t row = 0; row < B; ++row) {
+      accumulate(GH, dzt + row * GH, db.data());
+      if (after) accumulate(H, dxn + (t * B + row) * H, db_xn.data());
     }
   }
-  std::copy(dh.begin(), dh.end(), a.dh0);
-  if (cell_state) std::copy(dc.begin(), dc.end(), a.dc0);
-
-  // Recurrent weights: dW_h = sum_t h_{t-1}^T dz_t, one GEMM over T*B rows.
-  std::vector<T> ones(std::max<int64_t>(TB, 1), T(1));
-  if (a.kind == kGruBefore) {
-    gemm<T>(true, false, H, 2 * H, TB, T(1), hprev.data(), H, dz.data(), GH, T(0),
-            a.dw_h, GH);
-    for (int64_t tr = 0; tr < TB; ++tr)  // the n block's input is r h
-      multiply(H, a.res + tr * R, hprev.data() + tr * H, hprev.data() + tr * H);
-    gemm<T>(true, false, H, H, TB, T(1), hprev.data(), H, dz.data() + 2 * H, GH,
-            T(0), a.dw_h + 2 * H, GH);
-  } else {
-    gemm<T>(true, false, H, GH, TB, T(1), hprev.data(), H, dz.data(), GH, T(0),
-            a.dw_h, GH);
-  }
-  if (a.kind == kGruAfter) {
-    // d b_hn = sum of the h-side n block; then the input side takes its place.
-    gemm<T>(false, false, 1, H, TB, T(1), ones.data(), TB, dz.data() + 2 * H, GH,
-            T(0), a.dextra, H);
-    for (int64_t tr = 0; tr < TB; ++tr)
-      std::copy(&dxn[tr * H], &dxn[tr * H] + H, dz.data() + tr * GH + 2 * H);
+  std::copy(dh, dh + B * H, a.dh0);
+  if (cell_state) std::copy(dc, dc + B * H, a.dc0);
+  // Biases: the h-side n block of the reset-after GRU is b_hn's.
+  for (int64_t j = 0; j < GH; ++j) a.db[j] = static_cast<T>(db[j]);
+  if (after) {
+    for (int64_t j = 0; j < H; ++j) {
+      a.dextra[j] = static_cast<T>(db[2 * H + j]);
+      a.db[2 * H + j] = static_cast<T>(db_xn[j]);
+    }
   }
   if (a.kind == kPeephole) std::copy(dp.begin(), dp.end(), a.dextra);
-  // Input side: dW_i = X^T dZ, db = 1^T dZ, dX = dZ W_i^T.
-  gemm<T>(true, false, I, GH, TB, T(1), a.xs, I, dz.data(), GH, T(0), a.dw_i, GH);
-  gemm<T>(false, false, 1, GH, TB, T(1), ones.data(), TB, dz.data(), GH, T(0),
-          a.db, GH);
-  gemm<T>(false, true, TB, I, GH, T(1), dz.data(), GH, a.w_i, GH, T(0), a.dxs, I);
+
+  // Recurrent weights: dW_h = sum_t h_{t-1}^T dz_t, one GEMM over T*B rows.
+  if (a.kind == kGruBefore) {
+    gemm<T>(true, false, H, 2 * H, TB, T(1), hprev, H, dz, GH, T(0), a.dw_h, GH);
+    for (int64_t tr = 0; tr < TB; ++tr)  // the n block's input is r h
+      multiply(H, a.res + tr * R, hprev + tr * H, hprev + tr * H);
+    gemm<T>(true, false, H, H, TB, T(1), hprev, H, dz + 2 * H, GH, T(0),
+            a.dw_h + 2 * H, GH);
+  } else {
+    gemm<T>(true, false, H, GH, TB, T(1), hprev, H, dz, GH, T(0), a.dw_h, GH);
+  }
+  if (after)  // the input side's n block takes the h side's place
+    for (int64_t tr = 0; tr < TB; ++tr)
+      std::copy(dxn + tr * H, dxn + tr * H + H, dz + tr * GH + 2 * H);
+  // Input side: dW_i = X^T dZ, dX = dZ W_i^T.
+  gemm<T>(true, false, I, GH, TB, T(1), a.xs, I, dz, GH, T(0), a.dw_i, GH);
+  gemm<T>(false, true, TB, I, GH, T(1), dz, GH, a.w_i, GH, T(0), a.dxs, I);
+  ws.release();
 }
 
 // Each dtype's driver is compiled for several instruction sets and the best
