@@ -27,8 +27,8 @@ setup(ext_modules=[
     Extension(
         "jaxrnn._native._kernels",
         sources=["jaxrnn/_native/kernels.cc", "jaxrnn/_native/module.cc"],
-        depends=["jaxrnn/_native/activations.h", "jaxrnn/_native/blas.h",
-                 "jaxrnn/_native/cells.h"],
+        depends=[f"jaxrnn/_native/{name}.h" for name in (
+            "activations", "blas", "cells", "columns", "common", "rows", "workspace")],
         include_dirs=[_jaxlib_include()],
         extra_compile_args=_FLAGS if sys.platform != "win32" else ["/std:c++17", "/O2"],
         language="c++",

@@ -68,15 +68,21 @@ def assert_close(a, b, dtype):
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, **TOL[dtype]), a, b)
 
 
+# The kernels lay a batch out batch-major below 16 rows and batch-minor from
+# 16 rows up (kernels.cc, kColumnsMinBatch): both layouts are tested.
+LAYOUTS = {"rows": 3, "columns": 17}
+
+
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("name", NATIVE)
-def test_native_equals_xla(name, masked, reverse, dtype):
+def test_native_equals_xla(name, layout, masked, reverse, dtype):
   """Outputs, final carries and gradients of every param, input and initial
-  carry, with and without a mask, in both directions."""
+  carry, with and without a mask, in both directions, in both layouts."""
   cell, _ = CELLS[name]
-  params, xs, carry, valid = setup(cell, (3,), T=9, dtype=dtype)
+  params, xs, carry, valid = setup(cell, (LAYOUTS[layout],), T=9, dtype=dtype)
   if name == "rnn_relu":  # keep units active so that the gradient is not all 0
     params = params._replace(b_i=params.b_i + 0.5)
   v = valid if masked else None
@@ -85,7 +91,7 @@ def test_native_equals_xla(name, masked, reverse, dtype):
   assert_close(got, want, dtype)
 
 
-@pytest.mark.parametrize("batch_shape", [(), (1,), (2, 3)])
+@pytest.mark.parametrize("batch_shape", [(), (1,), (2, 3), (4, 5)])
 def test_any_batch_shape(batch_shape):
   cell = jaxrnn.GRUCell(reset_after=False)
   params, xs, carry, valid = setup(cell, batch_shape, T=6)
@@ -96,9 +102,10 @@ def test_any_batch_shape(batch_shape):
 
 @pytest.mark.parametrize("name", ["lstm", "gru_after", "rnn_tanh"])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_remat_on_native(name, reverse):
+@pytest.mark.parametrize("batch", [2, 16])
+def test_remat_on_native(name, reverse, batch):
   cell, _ = CELLS[name]
-  params, xs, carry, valid = setup(cell, (2,), T=11)
+  params, xs, carry, valid = setup(cell, (batch,), T=11)
   got = run_and_grad(cell, "native", reverse, remat=True)(params, xs, carry, valid)
   want = run_and_grad(cell, "xla", reverse)(params, xs, carry, valid)
   assert_close(got, want, jnp.float64)

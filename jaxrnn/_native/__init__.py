@@ -150,8 +150,9 @@ def run_layer(cell: base.Cell, params: Any, xs: jax.Array, carry: Any,
 
 
 def _residual_width(k: int, H: int) -> int:
+  """Saved activations per step and row (kernels.cc, residual_width)."""
   if k in (_RNN_TANH, _RNN_RELU):
-    return 0
+    return H
   if k == _GRU_AFTER:
     return 4 * H
   return (4 if k in (_LSTM, _PEEPHOLE) else 3) * H
@@ -164,7 +165,7 @@ def _forward(k, reverse, xs, w_i, b, w_h, extra, h0, c0, valid, *, save):
   has_c = k in _HAS_CELL_STATE
   R = _residual_width(k, H)
   out = (sd(T, B, H), sd(B, H), sd(B, H) if has_c else sd(0),
-         sd(T, B, R) if save and R else sd(0),
+         sd(T, B, R) if save else sd(0),
          sd(T, B, H) if save and has_c else sd(0))
   call = jax.ffi.ffi_call(_FORWARD, out, vmap_method="sequential")
   return call(xs, w_i, b, w_h, extra, h0, c0, valid, kind=np.int64(k),

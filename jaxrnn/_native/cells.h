@@ -1,11 +1,21 @@
-// One batch row of one step of each cell, forward and backward: the
-// equations of jaxrnn/_src/{simple,lstm,gru}.py written out per element.
-// Every pointer is __restrict and every loop branch-free, so that the
-// compiler vectorises each loop; `Save` drops the stores of the saved
-// activations when no backward pass will read them.
+// One hidden unit of one step of each cell, forward and backward, for all B
+// batch rows at once: the equations of jaxrnn/_src/{simple,lstm,gru}.py
+// written out per element.
 //
-// Conventions: z is the pre-activation without bias (x W_i + h W_h), bias the
-// folded bias; gates are saved activated, in the cell's gate order.
+// Each function runs over n contiguous elements whose gate blocks sit `zs`
+// (or `rs`) elements apart, in either of the kernels' two layouts:
+// - batch-major (one batch row: n = H units, gate stride H), or
+// - batch-minor (one unit: n = B rows, gate stride H * row stride), where the
+//   per-unit weights (peepholes, b_hn) are one scalar for all n elements: the
+//   `PS` template argument is their stride, 1 or 0.
+// Every pointer is __restrict and every loop branch-free (selects, not
+// branches), so each loop vectorises.
+//
+// Conventions: z holds pre-activations with the folded bias already added;
+// gates are saved activated, in the cell's gate order. `Masked`: m[b] != 0
+// marks the rows whose step is valid; other rows hold the carry (forward)
+// and pass the cotangents through (backward). `Save`: store what the
+// backward pass reads (res, cs).
 #ifndef JAXRNN_NATIVE_CELLS_H_
 #define JAXRNN_NATIVE_CELLS_H_
 
@@ -14,244 +24,268 @@
 
 #include "activations.h"
 
-#define JAXRNN_ROW inline __attribute__((always_inline))
+#define JAXRNN_INLINE inline __attribute__((always_inline))
 
 namespace jaxrnn {
 
+template <bool Masked, typename T>
+JAXRNN_INLINE bool keep(const T* __restrict m, int64_t b) {
+  return !Masked || m[b] != T(0);
+}
+
 // ------------------------------------------------------------- simple RNN
-template <typename T>
-JAXRNN_ROW void rnn_forward(int64_t H, bool relu, const T* __restrict z,
-                            const T* __restrict bias, T* __restrict h,
-                            T* __restrict y) {
-  if (relu) {
-    for (int64_t j = 0; j < H; ++j) h[j] = y[j] = std::max(z[j] + bias[j], T(0));
-  } else {
-    for (int64_t j = 0; j < H; ++j) h[j] = y[j] = tanh_(z[j] + bias[j]);
+// h' = act(z); saved: h'.
+template <bool Save, bool Masked, typename T>
+JAXRNN_INLINE void rnn_forward(int64_t n, bool relu, const T* __restrict z,
+                               const T* __restrict m, T* __restrict h,
+                               T* __restrict res) {
+  for (int64_t b = 0; b < n; ++b) {
+    const T hn = relu ? std::max(z[b], T(0)) : tanh_(z[b]);
+    if (Save) res[b] = hn;
+    h[b] = keep<Masked>(m, b) ? hn : h[b];
   }
 }
 
-// dz = dh_t * act'(h_t), dh_t = dh + dy; the direct path to h_{t-1} is 0.
-template <typename T>
-JAXRNN_ROW void rnn_backward(int64_t H, bool relu, const T* __restrict hn,
-                             const T* __restrict dy, T* __restrict dh,
-                             T* __restrict dz) {
-  if (relu) {
-    for (int64_t j = 0; j < H; ++j) {
-      dz[j] = hn[j] > T(0) ? dh[j] + dy[j] : T(0);
-      dh[j] = T(0);
-    }
-  } else {
-    for (int64_t j = 0; j < H; ++j) {
-      dz[j] = (dh[j] + dy[j]) * (T(1) - hn[j] * hn[j]);
-      dh[j] = T(0);
-    }
+// dz = dh_t act'(h'), with dh_t = dh + dy; the direct path to h is 0.
+template <bool Masked, typename T>
+JAXRNN_INLINE void rnn_backward(int64_t n, bool relu, const T* __restrict hn,
+                                const T* __restrict dy, const T* __restrict m,
+                                T* __restrict dh, T* __restrict dz) {
+  for (int64_t b = 0; b < n; ++b) {
+    const T g = dh[b] + dy[b];
+    const T d = relu ? (hn[b] > T(0) ? g : T(0)) : g * (T(1) - hn[b] * hn[b]);
+    const bool k = keep<Masked>(m, b);
+    dz[b] = k ? d : T(0);
+    dh[b] = k ? T(0) : dh[b];
   }
 }
 
 // ------------------------------------------------------------------ LSTM
 // c' = f c + i g, h' = o tanh(c'); gates i, f, g, o.
-template <bool Save, typename T>
-JAXRNN_ROW void lstm_forward(int64_t H, const T* __restrict z,
-                             const T* __restrict bias, T* __restrict c,
-                             T* __restrict h, T* __restrict y,
-                             T* __restrict gates, T* __restrict cs) {
-  for (int64_t j = 0; j < H; ++j) {
-    const T i = sigmoid_(z[j] + bias[j]);
-    const T f = sigmoid_(z[H + j] + bias[H + j]);
-    const T g = tanh_(z[2 * H + j] + bias[2 * H + j]);
-    const T o = sigmoid_(z[3 * H + j] + bias[3 * H + j]);
-    const T cn = f * c[j] + i * g;
+template <bool Save, bool Masked, typename T>
+JAXRNN_INLINE void lstm_forward(int64_t n, const T* __restrict z, int64_t zs,
+                                const T* __restrict m, T* __restrict c,
+                                T* __restrict h, T* __restrict res, int64_t rs,
+                                T* __restrict cs) {
+  for (int64_t b = 0; b < n; ++b) {
+    const T i = sigmoid_(z[b]), f = sigmoid_(z[zs + b]);
+    const T g = tanh_(z[2 * zs + b]), o = sigmoid_(z[3 * zs + b]);
+    const bool k = keep<Masked>(m, b);
+    const T cn = k ? f * c[b] + i * g : c[b];
     const T hn = o * tanh_(cn);
-    c[j] = cn;
-    h[j] = y[j] = hn;
+    h[b] = k ? hn : h[b];
+    c[b] = cn;
     if (Save) {
-      gates[j] = i; gates[H + j] = f; gates[2 * H + j] = g; gates[3 * H + j] = o;
-      cs[j] = cn;
+      res[b] = i; res[rs + b] = f; res[2 * rs + b] = g; res[3 * rs + b] = o;
+      cs[b] = cn;
     }
   }
 }
 
-template <typename T>
-JAXRNN_ROW void lstm_backward(int64_t H, const T* __restrict gates,
-                              const T* __restrict cn, const T* __restrict cp,
-                              const T* __restrict dy, T* __restrict dh,
-                              T* __restrict dc, T* __restrict dz) {
-  for (int64_t j = 0; j < H; ++j) {
-    const T i = gates[j], f = gates[H + j], g = gates[2 * H + j], o = gates[3 * H + j];
-    const T gh = dh[j] + dy[j];
-    const T tc = tanh_(cn[j]);
-    const T gc = dc[j] + gh * o * (T(1) - tc * tc);
-    dz[j] = gc * g * i * (T(1) - i);
-    dz[H + j] = gc * cp[j] * f * (T(1) - f);
-    dz[2 * H + j] = gc * i * (T(1) - g * g);
-    dz[3 * H + j] = gh * tc * o * (T(1) - o);
-    dc[j] = gc * f;
-    dh[j] = T(0);
+template <bool Masked, typename T>
+JAXRNN_INLINE void lstm_backward(int64_t n, const T* __restrict res, int64_t rs,
+                                 const T* __restrict cn, const T* __restrict cp,
+                                 const T* __restrict dy, const T* __restrict m,
+                                 T* __restrict dh, T* __restrict dc,
+                                 T* __restrict dz, int64_t zs) {
+  for (int64_t b = 0; b < n; ++b) {
+    const T i = res[b], f = res[rs + b], g = res[2 * rs + b], o = res[3 * rs + b];
+    const T gh = dh[b] + dy[b];
+    const T tc = tanh_(cn[b]);
+    const T gc = dc[b] + gh * o * (T(1) - tc * tc);
+    const bool k = keep<Masked>(m, b);
+    dz[b] = k ? gc * g * i * (T(1) - i) : T(0);
+    dz[zs + b] = k ? gc * cp[b] * f * (T(1) - f) : T(0);
+    dz[2 * zs + b] = k ? gc * i * (T(1) - g * g) : T(0);
+    dz[3 * zs + b] = k ? gh * tc * o * (T(1) - o) : T(0);
+    dc[b] = k ? gc * f : dc[b];
+    dh[b] = k ? T(0) : dh[b];
   }
 }
 
 // --------------------------------------------------------------- CIFG LSTM
 // c' = f c + (1 - f) g, h' = o tanh(c'); gates f, g, o.
-template <bool Save, typename T>
-JAXRNN_ROW void cifg_forward(int64_t H, const T* __restrict z,
-                             const T* __restrict bias, T* __restrict c,
-                             T* __restrict h, T* __restrict y,
-                             T* __restrict gates, T* __restrict cs) {
-  for (int64_t j = 0; j < H; ++j) {
-    const T f = sigmoid_(z[j] + bias[j]);
-    const T g = tanh_(z[H + j] + bias[H + j]);
-    const T o = sigmoid_(z[2 * H + j] + bias[2 * H + j]);
-    const T cn = f * c[j] + (T(1) - f) * g;
+template <bool Save, bool Masked, typename T>
+JAXRNN_INLINE void cifg_forward(int64_t n, const T* __restrict z, int64_t zs,
+                                const T* __restrict m, T* __restrict c,
+                                T* __restrict h, T* __restrict res, int64_t rs,
+                                T* __restrict cs) {
+  for (int64_t b = 0; b < n; ++b) {
+    const T f = sigmoid_(z[b]), g = tanh_(z[zs + b]), o = sigmoid_(z[2 * zs + b]);
+    const bool k = keep<Masked>(m, b);
+    const T cn = k ? f * c[b] + (T(1) - f) * g : c[b];
     const T hn = o * tanh_(cn);
-    c[j] = cn;
-    h[j] = y[j] = hn;
+    h[b] = k ? hn : h[b];
+    c[b] = cn;
     if (Save) {
-      gates[j] = f; gates[H + j] = g; gates[2 * H + j] = o;
-      cs[j] = cn;
+      res[b] = f; res[rs + b] = g; res[2 * rs + b] = o;
+      cs[b] = cn;
     }
   }
 }
 
-template <typename T>
-JAXRNN_ROW void cifg_backward(int64_t H, const T* __restrict gates,
-                              const T* __restrict cn, const T* __restrict cp,
-                              const T* __restrict dy, T* __restrict dh,
-                              T* __restrict dc, T* __restrict dz) {
-  for (int64_t j = 0; j < H; ++j) {
-    const T f = gates[j], g = gates[H + j], o = gates[2 * H + j];
-    const T gh = dh[j] + dy[j];
-    const T tc = tanh_(cn[j]);
-    const T gc = dc[j] + gh * o * (T(1) - tc * tc);
-    dz[j] = gc * (cp[j] - g) * f * (T(1) - f);
-    dz[H + j] = gc * (T(1) - f) * (T(1) - g * g);
-    dz[2 * H + j] = gh * tc * o * (T(1) - o);
-    dc[j] = gc * f;
-    dh[j] = T(0);
+template <bool Masked, typename T>
+JAXRNN_INLINE void cifg_backward(int64_t n, const T* __restrict res, int64_t rs,
+                                 const T* __restrict cn, const T* __restrict cp,
+                                 const T* __restrict dy, const T* __restrict m,
+                                 T* __restrict dh, T* __restrict dc,
+                                 T* __restrict dz, int64_t zs) {
+  for (int64_t b = 0; b < n; ++b) {
+    const T f = res[b], g = res[rs + b], o = res[2 * rs + b];
+    const T gh = dh[b] + dy[b];
+    const T tc = tanh_(cn[b]);
+    const T gc = dc[b] + gh * o * (T(1) - tc * tc);
+    const bool k = keep<Masked>(m, b);
+    dz[b] = k ? gc * (cp[b] - g) * f * (T(1) - f) : T(0);
+    dz[zs + b] = k ? gc * (T(1) - f) * (T(1) - g * g) : T(0);
+    dz[2 * zs + b] = k ? gh * tc * o * (T(1) - o) : T(0);
+    dc[b] = k ? gc * f : dc[b];
+    dh[b] = k ? T(0) : dh[b];
   }
 }
 
 // ----------------------------------------------------------- peephole LSTM
 // i = s(z_i + p_i c), f = s(z_f + p_f c), c' = f c + i g,
-// o = s(z_o + p_o c'), h' = o tanh(c'); p holds p_i, p_f, p_o.
-template <bool Save, typename T>
-JAXRNN_ROW void peephole_forward(int64_t H, const T* __restrict z,
-                                 const T* __restrict bias, const T* __restrict p,
-                                 T* __restrict c, T* __restrict h,
-                                 T* __restrict y, T* __restrict gates,
-                                 T* __restrict cs) {
-  for (int64_t j = 0; j < H; ++j) {
-    const T cp = c[j];
-    const T i = sigmoid_(z[j] + bias[j] + p[j] * cp);
-    const T f = sigmoid_(z[H + j] + bias[H + j] + p[H + j] * cp);
-    const T g = tanh_(z[2 * H + j] + bias[2 * H + j]);
-    const T cn = f * cp + i * g;
-    const T o = sigmoid_(z[3 * H + j] + bias[3 * H + j] + p[2 * H + j] * cn);
+// o = s(z_o + p_o c'), h' = o tanh(c'); p_i, p_f, p_o are this unit's.
+template <bool Save, bool Masked, int PS, typename T>
+JAXRNN_INLINE void peephole_forward(int64_t n, const T* __restrict z, int64_t zs,
+                                    const T* __restrict p, int64_t ps,
+                                    const T* __restrict m, T* __restrict c,
+                                    T* __restrict h, T* __restrict res, int64_t rs,
+                                    T* __restrict cs) {
+  for (int64_t b = 0; b < n; ++b) {
+    const T cp = c[b];
+    const T i = sigmoid_(z[b] + p[b * PS] * cp);
+    const T f = sigmoid_(z[zs + b] + p[ps + b * PS] * cp);
+    const T g = tanh_(z[2 * zs + b]);
+    const bool k = keep<Masked>(m, b);
+    const T cn = k ? f * cp + i * g : cp;
+    const T o = sigmoid_(z[3 * zs + b] + p[2 * ps + b * PS] * cn);
     const T hn = o * tanh_(cn);
-    c[j] = cn;
-    h[j] = y[j] = hn;
+    h[b] = k ? hn : h[b];
+    c[b] = cn;
     if (Save) {
-      gates[j] = i; gates[H + j] = f; gates[2 * H + j] = g; gates[3 * H + j] = o;
-      cs[j] = cn;
+      res[b] = i; res[rs + b] = f; res[2 * rs + b] = g; res[3 * rs + b] = o;
+      cs[b] = cn;
     }
   }
 }
 
-// Also accumulates the peepholes' gradient into dp (p_i, p_f, p_o).
-template <typename T>
-JAXRNN_ROW void peephole_backward(int64_t H, const T* __restrict gates,
-                                  const T* __restrict cn, const T* __restrict cp,
-                                  const T* __restrict p, const T* __restrict dy,
-                                  T* __restrict dh, T* __restrict dc,
-                                  T* __restrict dz, T* __restrict dp) {
-  for (int64_t j = 0; j < H; ++j) {
-    const T i = gates[j], f = gates[H + j], g = gates[2 * H + j], o = gates[3 * H + j];
-    const T gh = dh[j] + dy[j];
-    const T tc = tanh_(cn[j]);
-    const T zo = gh * tc * o * (T(1) - o);
-    const T gc = dc[j] + gh * o * (T(1) - tc * tc) + zo * p[2 * H + j];
-    const T zi = gc * g * i * (T(1) - i);
-    const T zf = gc * cp[j] * f * (T(1) - f);
-    dz[j] = zi;
-    dz[H + j] = zf;
-    dz[2 * H + j] = gc * i * (T(1) - g * g);
-    dz[3 * H + j] = zo;
-    dc[j] = gc * f + zi * p[j] + zf * p[H + j];
-    dp[j] += zi * cp[j];
-    dp[H + j] += zf * cp[j];
-    dp[2 * H + j] += zo * cn[j];
-    dh[j] = T(0);
+// Also adds the peepholes' cotangents to dp (p_i, p_f, p_o, `ps` apart):
+// one sum per gate over this unit's rows (PS = 0), or per element (PS = 1).
+template <bool Masked, int PS, typename T>
+JAXRNN_INLINE void peephole_backward(int64_t n, const T* __restrict res, int64_t rs,
+                                     const T* __restrict cn, const T* __restrict cp,
+                                     const T* __restrict p, int64_t ps,
+                                     const T* __restrict dy, const T* __restrict m,
+                                     T* __restrict dh, T* __restrict dc,
+                                     T* __restrict dz, int64_t zs,
+                                     double* __restrict dp) {
+  double s_i = 0, s_f = 0, s_o = 0;
+  for (int64_t b = 0; b < n; ++b) {
+    const T p_i = p[b * PS], p_f = p[ps + b * PS], p_o = p[2 * ps + b * PS];
+    const T i = res[b], f = res[rs + b], g = res[2 * rs + b], o = res[3 * rs + b];
+    const T gh = dh[b] + dy[b];
+    const T tc = tanh_(cn[b]);
+    const bool k = keep<Masked>(m, b);
+    const T zo = k ? gh * tc * o * (T(1) - o) : T(0);
+    const T gc = dc[b] + gh * o * (T(1) - tc * tc) + zo * p_o;
+    const T zi = k ? gc * g * i * (T(1) - i) : T(0);
+    const T zf = k ? gc * cp[b] * f * (T(1) - f) : T(0);
+    dz[b] = zi;
+    dz[zs + b] = zf;
+    dz[2 * zs + b] = k ? gc * i * (T(1) - g * g) : T(0);
+    dz[3 * zs + b] = zo;
+    dc[b] = k ? gc * f + zi * p_i + zf * p_f : dc[b];
+    dh[b] = k ? T(0) : dh[b];
+    if constexpr (PS == 0) {
+      s_i += zi * cp[b];
+      s_f += zf * cp[b];
+      s_o += zo * cn[b];
+    } else {
+      dp[b] += zi * cp[b];
+      dp[ps + b] += zf * cp[b];
+      dp[2 * ps + b] += zo * cn[b];
+    }
+  }
+  if constexpr (PS == 0) {
+    dp[0] += s_i;
+    dp[ps] += s_f;
+    dp[2 * ps] += s_o;
   }
 }
 
 // -------------------------------------------------------------------- GRU
-// r, u = s(x_r + h_r), s(x_u + h_u) over 2H, in place on the recurrent part.
+// In place on the recurrent products hp: r, u = s(x_r + h_r), s(x_u + h_u).
 template <typename T>
-JAXRNN_ROW void gru_gates(int64_t H2, const T* __restrict z,
-                          const T* __restrict bias, T* __restrict hp) {
-  for (int64_t j = 0; j < H2; ++j) hp[j] = sigmoid_(z[j] + bias[j] + hp[j]);
+JAXRNN_INLINE void gru_gates(int64_t n, const T* __restrict z,
+                             T* __restrict hp) {
+  for (int64_t b = 0; b < n; ++b) hp[b] = sigmoid_(z[b] + hp[b]);
 }
 
 template <typename T>
-JAXRNN_ROW void multiply(int64_t H, const T* __restrict a, const T* __restrict b,
-                         T* __restrict out) {
-  for (int64_t j = 0; j < H; ++j) out[j] = a[j] * b[j];
+JAXRNN_INLINE void multiply(int64_t n, const T* __restrict x,
+                            const T* __restrict y, T* __restrict out) {
+  for (int64_t b = 0; b < n; ++b) out[b] = x[b] * y[b];
 }
 
 // n = tanh(x_n + r (h W_hn + b_hn)) (reset after) or tanh(x_n + (r h) W_hn)
-// (reset before; b_hn is folded in bias), h' = (1 - u) n + u h. ru holds r, u;
-// hn the recurrent n product. Saved: r, u, n and, reset after, h W_hn + b_hn.
-template <bool Save, bool After, typename T>
-JAXRNN_ROW void gru_forward(int64_t H, const T* __restrict z,
-                            const T* __restrict bias, const T* __restrict ru,
-                            const T* __restrict hn, const T* __restrict b_hn,
-                            T* __restrict h, T* __restrict y, T* __restrict saved) {
-  for (int64_t j = 0; j < H; ++j) {
-    const T r = ru[j], u = ru[H + j];
-    const T m = After ? hn[j] + b_hn[j] : hn[j];
-    const T n = tanh_(z[2 * H + j] + bias[2 * H + j] + (After ? r * m : m));
-    const T hnew = (T(1) - u) * n + u * h[j];
-    h[j] = y[j] = hnew;
+// (reset before; its b_hn is folded into z), h' = (1 - u) n + u h. hp holds
+// r, u and the recurrent n product, `hs` apart. Saved: r, u, n and, reset
+// after, h W_hn + b_hn.
+template <bool Save, bool Masked, bool After, int PS, typename T>
+JAXRNN_INLINE void gru_forward(int64_t n, const T* __restrict z, int64_t zs,
+                               const T* __restrict hp, int64_t hs,
+                               const T* __restrict b_hn, const T* __restrict m,
+                               T* __restrict h, T* __restrict res, int64_t rs) {
+  for (int64_t b = 0; b < n; ++b) {
+    const T r = hp[b], u = hp[hs + b];
+    const T hn = After ? hp[2 * hs + b] + b_hn[b * PS] : hp[2 * hs + b];
+    const T nn = tanh_(z[2 * zs + b] + (After ? r * hn : hn));
+    const T hnew = (T(1) - u) * nn + u * h[b];
+    h[b] = keep<Masked>(m, b) ? hnew : h[b];
     if (Save) {
-      saved[j] = r; saved[H + j] = u; saved[2 * H + j] = n;
-      if (After) saved[3 * H + j] = m;
+      res[b] = r; res[rs + b] = u; res[2 * rs + b] = nn;
+      if (After) res[3 * rs + b] = hn;
     }
   }
 }
 
-// dz gets r's (reset after only), u's and n's pre-activation cotangents, the
-// n block on the h side (reset after: r * dn'; reset before: dn'); dxn the
-// input side's n block (reset after). dh becomes the direct path dh_t * u.
-template <bool After, typename T>
-JAXRNN_ROW void gru_backward(int64_t H, const T* __restrict saved,
-                             const T* __restrict hp, const T* __restrict dy,
-                             T* __restrict dh, T* __restrict dz,
-                             T* __restrict dxn) {
-  for (int64_t j = 0; j < H; ++j) {
-    const T r = saved[j], u = saved[H + j], n = saved[2 * H + j];
-    const T gh = dh[j] + dy[j];
-    const T an = gh * (T(1) - u) * (T(1) - n * n);
-    dz[H + j] = gh * (hp[j] - n) * u * (T(1) - u);
+// dz gets u's and n's pre-activation cotangents (h side: reset after r dn',
+// reset before dn') and, reset after, r's; dxn the input side's n block
+// (reset after). dh becomes the direct path dh_t u. hp: h before the step.
+template <bool Masked, bool After, typename T>
+JAXRNN_INLINE void gru_backward(int64_t n, const T* __restrict res, int64_t rs,
+                                const T* __restrict hp, const T* __restrict dy,
+                                const T* __restrict m, T* __restrict dh,
+                                T* __restrict dz, int64_t zs, T* __restrict dxn) {
+  for (int64_t b = 0; b < n; ++b) {
+    const T r = res[b], u = res[rs + b], nn = res[2 * rs + b];
+    const T gh = dh[b] + dy[b];
+    const T an = gh * (T(1) - u) * (T(1) - nn * nn);
+    const bool k = keep<Masked>(m, b);
+    dz[zs + b] = k ? gh * (hp[b] - nn) * u * (T(1) - u) : T(0);
     if (After) {
-      dz[j] = an * saved[3 * H + j] * r * (T(1) - r);
-      dz[2 * H + j] = an * r;
-      dxn[j] = an;
+      dz[b] = k ? an * res[3 * rs + b] * r * (T(1) - r) : T(0);
+      dz[2 * zs + b] = k ? an * r : T(0);
+      dxn[b] = k ? an : T(0);
     } else {
-      dz[2 * H + j] = an;
+      dz[2 * zs + b] = k ? an : T(0);
     }
-    dh[j] = gh * u;
+    dh[b] = k ? gh * u : dh[b];
   }
 }
 
-// Reset before, once d(r h) = dn' W_hn^T is known: r's cotangent and the
-// path through r * h.
+// Reset before, once d(r h) = W_hn dn' is known: r's cotangent and the path
+// through r h (both zero on invalid rows, where dn' is).
 template <typename T>
-JAXRNN_ROW void gru_before_reset_backward(int64_t H, const T* __restrict r,
-                                          const T* __restrict hp,
-                                          const T* __restrict drh,
-                                          T* __restrict dz_r, T* __restrict dh) {
-  for (int64_t j = 0; j < H; ++j) {
-    dz_r[j] = drh[j] * hp[j] * r[j] * (T(1) - r[j]);
-    dh[j] += drh[j] * r[j];
+JAXRNN_INLINE void gru_before_reset_backward(int64_t n, const T* __restrict r,
+                                             const T* __restrict hp,
+                                             const T* __restrict drh,
+                                             T* __restrict dz_r, T* __restrict dh) {
+  for (int64_t b = 0; b < n; ++b) {
+    dz_r[b] = drh[b] * hp[b] * r[b] * (T(1) - r[b]);
+    dh[b] += drh[b] * r[b];
   }
 }
 
