@@ -28,7 +28,8 @@ setup(ext_modules=[
         "jaxrnn._native._kernels",
         sources=["jaxrnn/_native/kernels.cc", "jaxrnn/_native/module.cc"],
         depends=[f"jaxrnn/_native/{name}.h" for name in (
-            "activations", "blas", "cells", "columns", "common", "rows", "workspace")],
+            "activations", "blas", "cells", "columns", "common", "profile", "rows",
+            "workspace")],
         include_dirs=[_jaxlib_include()],
         extra_compile_args=_FLAGS if sys.platform != "win32" else ["/std:c++17", "/O2"],
         language="c++",

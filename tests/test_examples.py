@@ -38,7 +38,8 @@ def test_example_smoke(script, outputs, tmp_path):
 
 
 @pytest.mark.parametrize("script", ["adding_problem.py", "char_lm.py", "forecast.py",
-                                    "classify.py", "../benchmarks/bench.py"])
+                                    "classify.py", "../benchmarks/bench.py",
+                                    "../benchmarks/profile_native.py"])
 def test_help(script, tmp_path):
   assert "usage" in run([f"examples/{script}", "--help"], tmp_path)
 
@@ -51,3 +52,10 @@ def test_benchmark_runs(tmp_path):
   records = json.loads((tmp_path / "b.json").read_text())["results"]
   assert {r["impl"] for r in records} == {"jaxrnn native", "jaxrnn xla", "flax LSTMCell"}
   assert all(r["median_ms"] > 0 and r["compile_s"] > 0 for r in records)
+
+
+def test_native_profile_runs(tmp_path):
+  out = run(["benchmarks/profile_native.py", "--cell", "gru", "--B", "2", "--T", "8",
+             "--I", "4", "--H", "8", "--runs", "2"], tmp_path)
+  rows = [line for line in out.splitlines() if line.startswith("| gru |")]
+  assert [row.split("|")[6].strip() for row in rows] == ["fwd", "fwd+bwd"]

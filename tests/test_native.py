@@ -206,3 +206,19 @@ def test_runs_on_xla_when_the_extension_is_missing(monkeypatch):
   np.testing.assert_allclose(ys, jaxrnn.scan(cell, params, xs, impl="xla")[1])
   with pytest.raises(ValueError, match="not built"):
     jaxrnn.scan(cell, params, xs, impl="native", unroll=2)
+
+
+def test_profile_counts_the_phases():
+  """benchmarks/profile_native.py's timers: on, they see each phase run."""
+  cell = jaxrnn.LSTMCell()
+  params = cell.init(jax.random.key(0), 3, 4)
+  xs = jnp.ones((2, 5, 3), jnp.float32)
+  grad = jax.jit(jax.grad(lambda p: jaxrnn.scan(cell, p, xs, impl="native")[1].sum()))
+  jax.block_until_ready(grad(params))  # compiled before timing
+  _native.profile(True)
+  jax.block_until_ready(grad(params))
+  phases = _native.profile(False)
+  assert set(phases) == {"projection", "recurrent", "gate_math", "carries", "weights"}
+  assert all(seconds > 0 for seconds in phases.values()), phases
+  jax.block_until_ready(grad(params))  # off: nothing is counted
+  assert all(seconds == 0 for seconds in _native.profile(False).values())

@@ -307,14 +307,14 @@ def test_hoisted_and_per_step_projection_agree(name):
   @functools.partial(jax.jit, static_argnums=(3,))
   def run_and_grad(p, x, v, hoist):
     run = lambda p, x: engine.run_cell(cell, p, x, carry, v, reverse=True, unroll=2,
-                                       hoist=hoist)
+                                       hoist=hoist, impl="xla")
     return run(p, x), jax.grad(lambda p, x: run(p, x)[1].sum(), argnums=(0, 1))(p, x)
 
   for v in (jnp.ones_like(valid), valid):
     assert_trees_close(run_and_grad(params, xs, v, True), run_and_grad(params, xs, v, False))
   # and the unmasked path
   unmasked = lambda hoist: engine.run_cell(cell, params, xs, carry, None, reverse=False,
-                                           unroll=1, hoist=hoist)
+                                           unroll=1, hoist=hoist, impl="xla")
   assert_trees_close(unmasked(True), unmasked(False))
 
 

@@ -73,6 +73,17 @@ def status() -> str:
   return _loaded()[1]
 
 
+def profile(on: bool) -> dict:
+  """Seconds the kernels spent per phase since the last call, summed over
+  calls and threads (``projection``, ``recurrent``, ``gate_math``,
+  ``carries``, ``weights``; see ``profile.h``); then switches timing on or
+  off. For benchmarks/profile_native.py."""
+  if not available():
+    raise RuntimeError(f"jaxrnn's native kernels are not available: {status()}")
+  from jaxrnn._native import _kernels  # pylint: disable=import-outside-toplevel
+  return _kernels.profile(bool(on))
+
+
 def kind(cell: base.Cell) -> Optional[int]:
   """The kernel's code for ``cell``, or ``None`` if no kernel serves it.
 

@@ -98,19 +98,25 @@ JAXRNN_INLINE void forward(const ForwardArgs<T>& a) {
     const int64_t k = std::min(K, Tn - s0);
     const int64_t t_lo = a.reverse ? Tn - s0 - k : s0;
     const int64_t ldz = k * B;
-    // zc (G*H, k*B) = b + W_i^T xs^T over the chunk's steps
-    for (int64_t g = 0; g < GH; ++g) std::fill(zc + g * ldz, zc + (g + 1) * ldz, a.b[g]);
-    gemm<T>(false, true, GH, k * B, I, T(1), w_it, I, a.xs + t_lo * B * I, I, T(1),
-            zc, ldz);
+    {  // zc (G*H, k*B) = b + W_i^T xs^T over the chunk's steps
+      PhaseTimer timer(kProjection);
+      for (int64_t g = 0; g < GH; ++g) std::fill(zc + g * ldz, zc + (g + 1) * ldz, a.b[g]);
+      gemm<T>(false, true, GH, k * B, I, T(1), w_it, I, a.xs + t_lo * B * I, I, T(1),
+              zc, ldz);
+    }
     for (int64_t j = 0; j < k; ++j) {
       const int64_t t = time_index(s0 + j, Tn, a.reverse);
       T* z = zc + (t - t_lo) * B;
       if (Masked) row_mask(a.valid, t, B, m);
-      if (gru) {
-        gru_recurrent(a, z, ldz, w_ht, hT, hp, rhT);
-      } else {
-        gemm<T>(false, false, GH, B, H, T(1), w_ht, H, hT, B, T(1), z, ldz);
+      {
+        PhaseTimer timer(kRecurrent);  // GRU: with its r, u gate math
+        if (gru) {
+          gru_recurrent(a, z, ldz, w_ht, hT, hp, rhT);
+        } else {
+          gemm<T>(false, false, GH, B, H, T(1), w_ht, H, hT, B, T(1), z, ldz);
+        }
       }
+      PhaseTimer timer(kGateMath);  // with the copy to ys
       step<Masked>(a, z, ldz, hp, m, hT, cT);
       T* y = a.ys + t * B * H;
       transpose(H, B, hT, B, y, H);

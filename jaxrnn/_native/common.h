@@ -9,6 +9,7 @@
 
 #include "blas.h"
 #include "cells.h"
+#include "profile.h"
 #include "workspace.h"
 
 namespace jaxrnn {
@@ -144,6 +145,7 @@ JAXRNN_INLINE void backward_weights(const BackwardArgs<T>& a, const BiasSums& su
   const int64_t GH = num_gates(a.kind) * H, R = residual_width(a.kind, H);
   const int64_t TB = Tn * B;
   const bool after = a.kind == kGruAfter, before = a.kind == kGruBefore;
+  PhaseTimer timer(kWeights);
   for (int64_t g = 0; g < GH; ++g) a.db[g] = static_cast<T>(sums.db[g]);
   if (after) {  // the h-side n block is b_hn's; b_in's is the input side's
     for (int64_t j = 0; j < H; ++j) {

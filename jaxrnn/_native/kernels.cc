@@ -28,6 +28,11 @@ namespace jaxrnn {
 FortranGemm<float>* sgemm_ptr = nullptr;
 FortranGemm<double>* dgemm_ptr = nullptr;
 
+Profile& profile() {
+  static Profile p;
+  return p;
+}
+
 namespace {
 
 // Each dtype's driver is compiled for several instruction sets and the best

@@ -6,6 +6,7 @@
 #include <Python.h>
 
 #include "blas.h"
+#include "profile.h"
 #include "xla/ffi/api/c_api.h"
 
 namespace jaxrnn {
@@ -49,11 +50,37 @@ PyObject* set_gemm(PyObject*, PyObject* args) {
   Py_RETURN_NONE;
 }
 
+// profile(on): switches timing on or off and returns the seconds per phase
+// since the last call (then resets them).
+PyObject* profile(PyObject*, PyObject* args) {
+  int on;
+  if (!PyArg_ParseTuple(args, "p", &on)) return nullptr;
+  static const char* names[jaxrnn::kNumPhases] = {"projection", "recurrent",
+                                                  "gate_math", "carries",
+                                                  "weights"};
+  PyObject* result = PyDict_New();
+  if (!result) return nullptr;
+  for (int i = 0; i < jaxrnn::kNumPhases; ++i) {
+    const int64_t ns = jaxrnn::profile().ns[i].exchange(0);
+    PyObject* seconds = PyFloat_FromDouble(ns * 1e-9);
+    if (!seconds || PyDict_SetItemString(result, names[i], seconds) < 0) {
+      Py_XDECREF(seconds);
+      Py_DECREF(result);
+      return nullptr;
+    }
+    Py_DECREF(seconds);
+  }
+  jaxrnn::profile().on.store(on != 0);
+  return result;
+}
+
 PyMethodDef methods[] = {
     {"handlers", handlers, METH_NOARGS,
      "The FFI handlers {'forward', 'backward'} as capsules."},
     {"set_gemm", set_gemm, METH_VARARGS,
      "set_gemm(sgemm, dgemm): the Fortran BLAS GEMMs, as capsules."},
+    {"profile", profile, METH_VARARGS,
+     "profile(on) -> {phase: seconds} since the last call; then timing on/off."},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -6,6 +6,8 @@
 #ifndef JAXRNN_NATIVE_ROWS_H_
 #define JAXRNN_NATIVE_ROWS_H_
 
+#include <optional>
+
 #include "common.h"
 
 namespace jaxrnn {
@@ -95,17 +97,24 @@ JAXRNN_INLINE void forward(const ForwardArgs<T>& a) {
   for (int64_t s0 = 0; s0 < Tn; s0 += K) {
     const int64_t k = std::min(K, Tn - s0);
     const int64_t t_lo = a.reverse ? Tn - s0 - k : s0;
-    for (int64_t r = 0; r < k * B; ++r) std::copy(a.b, a.b + GH, xp + r * GH);
-    gemm<T>(false, false, k * B, GH, I, T(1), a.xs + t_lo * B * I, I, a.w_i, GH,
-            T(1), xp, GH);
+    {
+      PhaseTimer timer(kProjection);
+      for (int64_t r = 0; r < k * B; ++r) std::copy(a.b, a.b + GH, xp + r * GH);
+      gemm<T>(false, false, k * B, GH, I, T(1), a.xs + t_lo * B * I, I, a.w_i, GH,
+              T(1), xp, GH);
+    }
     for (int64_t j = 0; j < k; ++j) {
       const int64_t t = time_index(s0 + j, Tn, a.reverse);
       T* z = xp + (t - t_lo) * B * GH;
-      if (gru) {
-        gru_recurrent(a, z, h, hp, rh);
-      } else {
-        gemm<T>(false, false, B, GH, H, T(1), h, H, a.w_h, GH, T(1), z, GH);
+      {
+        PhaseTimer timer(kRecurrent);  // GRU: with its r, u gate math
+        if (gru) {
+          gru_recurrent(a, z, h, hp, rh);
+        } else {
+          gemm<T>(false, false, B, GH, H, T(1), h, H, a.w_h, GH, T(1), z, GH);
+        }
       }
+      PhaseTimer timer(kGateMath);
       step<Save>(a, t, z, hp, h, c);
     }
   }
@@ -123,7 +132,10 @@ JAXRNN_INLINE void backward(const BackwardArgs<T>& a) {
   const bool after = a.kind == kGruAfter;
   Workspace& ws = Workspace::for_this_thread();
   T* hprev = ws.get<T>(0, TB * H);
-  carries_before(a, hprev);
+  {
+    PhaseTimer timer(kCarries);
+    carries_before(a, hprev);
+  }
   // W_h^T packed once: the per-step GEMM dz W_h^T ran at 300 us against
   // 190 us with it (B=32, H=256, OpenBLAS).
   T* w_ht = ws.get<T>(1, H * GH);
@@ -144,6 +156,7 @@ JAXRNN_INLINE void backward(const BackwardArgs<T>& a) {
     const int64_t t = time_index(s, Tn, a.reverse);
     const int64_t t_prev = s > 0 ? time_index(s - 1, Tn, a.reverse) : -1;
     T* dzt = dz + t * B * GH;
+    std::optional<PhaseTimer> timer(kGateMath);
     for (int64_t row = 0; row < B; ++row) {
       const int64_t tr = t * B + row;
       T* dzr = dzt + row * GH;
@@ -185,6 +198,7 @@ JAXRNN_INLINE void backward(const BackwardArgs<T>& a) {
           break;
       }
     }
+    timer.emplace(kRecurrent);  // the reset-before GRU: with r's math
     if (a.kind == kGruBefore) {
       // d(r h) = dn' W_hn^T, then r's gate and the direct path through r h.
       gemm<T>(false, false, B, H, H, T(1), dzt + 2 * H, GH, w_ht + 2 * H * H, H,
@@ -199,6 +213,7 @@ JAXRNN_INLINE void backward(const BackwardArgs<T>& a) {
     } else {
       gemm<T>(false, false, B, H, GH, T(1), dzt, GH, w_ht, H, T(1), dh, H);
     }
+    timer.emplace(kGateMath);  // the bias sums, once dz_t is complete
     for (int64_t row = 0; row < B; ++row) {
       accumulate(GH, dzt + row * GH, sums.db.data());
       if (after) accumulate(H, dxn + (t * B + row) * H, sums.db_xn.data());
