@@ -330,7 +330,12 @@ def scan(cell: base.Cell, params: Any, xs: Array, *,
       in the original time order, and each right-padded sequence is reversed
       within its own length.
     time_major: layout of ``xs``, ``mask`` and the returned ``ys``.
-    unroll: how many steps ``lax.scan`` unrolls per iteration (or ``True``).
+    unroll: how many steps ``lax.scan`` unrolls per iteration (or ``True``);
+      XLA engine only. The default, 1, is measured: interleaved on a 2-core
+      x86 CPU (LSTM and GRU, B=32 T=256 I=128 H=256 and B=1 T=1000 I=64
+      H=128, forward and forward+backward), unroll 2, 4 and 8 ran between
+      0.86x and 1.36x the time of unroll 1, with no size that won
+      everywhere, and 3.6x to 4.9x for the B=1 LSTM forward+backward.
     remat: trade compute for memory in the backward pass: stored residuals
       grow as ``sqrt(T)`` instead of ``T`` (for long sequences).
     impl: the engine: ``"auto"`` (native kernel on CPU where it applies,
