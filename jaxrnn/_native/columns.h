@@ -27,32 +27,33 @@ JAXRNN_INLINE void step(const ForwardArgs<T>& a, const T* z, int64_t ldz,
                         const T* hp, const T* m, T* hT, T* cT) {
   const int64_t B = a.d.B, H = a.d.H;
   const int64_t zs = H * ldz, hs = H * B;
-  T* none = nullptr;  // nothing saved
+  T* no_res = nullptr;  // nothing saved
+  T* no_cs = nullptr;
   for (int64_t j = 0; j < H; ++j) {
     const T* zj = z + j * ldz;
     T* h = hT + j * B;
     T* c = cT + j * B;
     switch (a.kind) {
       case kRnnTanh: case kRnnRelu:
-        rnn_forward<false, Masked>(B, a.kind == kRnnRelu, zj, m, h, none);
+        rnn_forward<false, Masked>(B, a.kind == kRnnRelu, zj, m, h, no_res);
         break;
       case kLstm:
-        lstm_forward<false, Masked>(B, zj, zs, m, c, h, none, 0, none);
+        lstm_forward<false, Masked>(B, zj, zs, m, c, h, no_res, 0, no_cs);
         break;
       case kCifg:
-        cifg_forward<false, Masked>(B, zj, zs, m, c, h, none, 0, none);
+        cifg_forward<false, Masked>(B, zj, zs, m, c, h, no_res, 0, no_cs);
         break;
       case kPeephole:
         peephole_forward<false, Masked, 0>(B, zj, zs, a.extra + j, H, m, c, h,
-                                           none, 0, none);
+                                           no_res, 0, no_cs);
         break;
       case kGruAfter:
         gru_forward<false, Masked, true, 0>(B, zj, zs, hp + j * B, hs, a.extra + j,
-                                            m, h, none, 0);
+                                            m, h, no_res, 0);
         break;
       case kGruBefore:
         gru_forward<false, Masked, false, 0>(B, zj, zs, hp + j * B, hs, a.extra,
-                                             m, h, none, 0);
+                                             m, h, no_res, 0);
         break;
     }
   }

@@ -86,7 +86,7 @@ PyMethodDef methods[] = {
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels",
                       "jaxrnn's native CPU kernels (XLA FFI handlers).", -1,
-                      methods};
+                      methods, nullptr, nullptr, nullptr, nullptr};
 
 }  // namespace
 
