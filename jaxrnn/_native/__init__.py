@@ -216,15 +216,15 @@ def backward_scratch_bytes(cell: base.Cell, T: int, B: int, I: int, H: int,
                            dtype: Any = jnp.float32) -> int:
   """Bytes the backward kernel allocates for itself (outside XLA's buffers)
   for one call over ``T`` steps of ``B`` rows: the carries before each step,
-  the pre-activation cotangents and a few ``(B, H)`` rows (see
-  ``kernels.cc``, ``backward``). XLA's memory analysis does not count them."""
+  the pre-activation cotangents, ``W_h^T`` and a few ``(B, H)`` rows, as
+  ``rows.h`` (``backward``) asks its workspace for them. XLA's memory
+  analysis does not count them. ``I`` is accepted for symmetry and unused."""
+  del I
   k = kind(cell)
   G = {_RNN_TANH: 1, _RNN_RELU: 1, _LSTM: 4, _PEEPHOLE: 4}.get(k, 3)
   rows = T * B
-  elements = rows * H + rows * G * H + rows  # h before each step, dz, ones
-  if k in _HAS_CELL_STATE:
-    elements += rows * H  # c before each step
+  elements = rows * H + H * G * H + rows * G * H  # hprev, W_h^T, dz
   if k == _GRU_AFTER:
     elements += rows * H  # the input side's n block
-  elements += 4 * B * H
+  elements += 3 * B * H  # dh, dc, d(r h)
   return elements * jnp.dtype(dtype).itemsize

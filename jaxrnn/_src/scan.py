@@ -205,7 +205,8 @@ def _chunked_remat(run_chunk, carry, xs, valid, *, reverse):
   pad_time = lambda a: jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
   as_chunks = lambda a: pad_time(a).reshape((n, chunk) + a.shape[1:])
 
-  carry, ys = jax.lax.scan(jax.checkpoint(run_chunk), carry, (as_chunks(xs), as_chunks(valid)),
+  carry, ys = jax.lax.scan(jax.checkpoint(run_chunk), carry,
+                           (as_chunks(xs), as_chunks(valid)),
                            reverse=reverse)
   return carry, ys.reshape((n * chunk,) + ys.shape[2:])[:T]
 
