@@ -8,8 +8,10 @@ Interleaved: for each configuration and mode, every implementation is
 compiled and warmed up first; then --runs rounds follow, and in each round
 every implementation is timed once (in a rotating order), so that the noise
 of a shared machine falls on all alike. Rows report the median over rounds.
-jaxrnn appears twice: "jaxrnn native" (impl="native", the C++ kernels) and
-"jaxrnn xla" (impl="xla", jax.lax.scan).
+jaxrnn appears three times: "jaxrnn native" (impl="native", the C++
+kernels), "jaxrnn xla" (impl="xla", jax.lax.scan with the fused backward) and,
+forward+backward only, "jaxrnn autodiff" (the same scan, differentiated by
+JAX).
 
 Each row: median wall time (float32), forward
 or forward+backward (value_and_grad of sum(y**2) w.r.t. the params), GFLOP/s
@@ -261,6 +263,9 @@ PEERS = {
     "haiku": run_haiku,
     "jaxrnn-native": lambda cfg, mode: run_jaxrnn(cfg, mode, "native"),
     "jaxrnn-xla": lambda cfg, mode: run_jaxrnn(cfg, mode, "xla"),
+    # the same forward as "xla"; only its backward differs
+    "jaxrnn-autodiff": lambda cfg, mode: (
+        run_jaxrnn(cfg, mode, "autodiff") if mode != "fwd" else None),
 }
 REQUIRES = {"torch": "torch", "flax": "flax", "flax-opt": "flax",
             "equinox": "equinox", "haiku": "haiku"}

@@ -1,4 +1,4 @@
-"""The native engine against the XLA engine (the reference here: autodiff of
+"""The native engine against the autodiff engine (JAX's own derivative of
 ``jax.lax.scan`` over the cell's own step, which test_scan.py checks against
 Python loops and test_cells.py against NumPy and PyTorch)."""
 
@@ -11,11 +11,10 @@ import pytest
 
 import jaxrnn
 from jaxrnn import _native
-from jaxrnn._src import scan as engine_lib
-from cases import CELLS, init_params
+from cases import CELLS
+from compare import TOL, assert_close, run_and_grad, setup
 
 NATIVE = [name for name, (cell, _) in CELLS.items() if _native.kind(cell) is not None]
-TOL = {jnp.float64: dict(rtol=1e-12, atol=1e-12), jnp.float32: dict(rtol=1e-5, atol=1e-5)}
 
 
 def test_native_engine_is_built_and_active():
@@ -29,43 +28,6 @@ def test_native_engine_is_built_and_active():
 
 def test_every_fused_cell_but_lstmp_has_a_kernel():
   assert sorted(NATIVE) == sorted(set(CELLS) - {"lstmp"})
-
-
-def setup(cell, batch_shape, T, I=5, H=6, dtype=jnp.float64, seed=0):
-  k_p, k_x, k_c, k_v = jax.random.split(jax.random.key(seed), 4)
-  params = init_params(cell, k_p, I, H, dtype=dtype, initializer="pytorch")
-  if isinstance(params, jaxrnn.PeepholeLSTMParams):  # non-zero peepholes
-    params = params._replace(p_i=params.p_i + 0.3, p_f=params.p_f - 0.2,
-                             p_o=params.p_o + 0.1)
-  xs = jax.random.normal(k_x, (T, *batch_shape, I), dtype)
-  carry = cell.initial_carry(params, batch_shape)
-  carry = type(carry)(*(jax.random.normal(k, c.shape, dtype)
-                        for k, c in zip(jax.random.split(k_c, len(carry)), carry)))
-  valid = jax.random.bernoulli(k_v, 0.7, (T, *batch_shape))
-  return params, xs, carry, valid
-
-
-def run_and_grad(cell, impl, reverse, remat=False):
-  """Outputs, final carry and the gradient of a loss on both, w.r.t. params,
-  inputs and the initial carry, on one engine (time-major core)."""
-  def run(p, x, c, v):
-    return engine_lib.run_cell(cell, p, x, c, v, reverse=reverse, unroll=1,
-                               remat=remat, impl=impl)
-
-  def loss(p, x, c, v):
-    carry, ys = run(p, x, c, v)
-    return (jnp.sum(jnp.sin(3 * ys)) +
-            sum(jnp.sum(leaf ** 2) for leaf in jax.tree.leaves(carry)))
-
-  @jax.jit
-  def f(p, x, c, v):
-    return run(p, x, c, v), jax.grad(loss, argnums=(0, 1, 2))(p, x, c, v)
-  return f
-
-
-def assert_close(a, b, dtype):
-  assert jax.tree.structure(a) == jax.tree.structure(b)
-  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, **TOL[dtype]), a, b)
 
 
 # The kernels lay a batch out batch-major below 16 rows and batch-minor from
@@ -87,7 +49,7 @@ def test_native_equals_xla(name, layout, masked, reverse, dtype):
     params = params._replace(b_i=params.b_i + 0.5)
   v = valid if masked else None
   got = run_and_grad(cell, "native", reverse)(params, xs, carry, v)
-  want = run_and_grad(cell, "xla", reverse)(params, xs, carry, v)
+  want = run_and_grad(cell, "autodiff", reverse)(params, xs, carry, v)
   assert_close(got, want, dtype)
 
 
@@ -96,7 +58,7 @@ def test_any_batch_shape(batch_shape):
   cell = jaxrnn.GRUCell(reset_after=False)
   params, xs, carry, valid = setup(cell, batch_shape, T=6)
   got = run_and_grad(cell, "native", True)(params, xs, carry, valid)
-  want = run_and_grad(cell, "xla", True)(params, xs, carry, valid)
+  want = run_and_grad(cell, "autodiff", True)(params, xs, carry, valid)
   assert_close(got, want, jnp.float64)
 
 
@@ -107,7 +69,7 @@ def test_remat_on_native(name, reverse, batch):
   cell, _ = CELLS[name]
   params, xs, carry, valid = setup(cell, (batch,), T=11)
   got = run_and_grad(cell, "native", reverse, remat=True)(params, xs, carry, valid)
-  want = run_and_grad(cell, "xla", reverse)(params, xs, carry, valid)
+  want = run_and_grad(cell, "autodiff", reverse)(params, xs, carry, valid)
   assert_close(got, want, jnp.float64)
 
 
@@ -119,7 +81,7 @@ def test_long_float32_sequence():
   cell = jaxrnn.LSTMCell()
   params, xs, carry, valid = setup(cell, (16,), T=512, I=32, H=64, dtype=jnp.float32)
   got = run_and_grad(cell, "native", False)(params, xs, carry, valid)
-  want = run_and_grad(cell, "xla", False)(params, xs, carry, valid)
+  want = run_and_grad(cell, "autodiff", False)(params, xs, carry, valid)
   jax.tree.map(lambda x, y: np.testing.assert_allclose(
       x, y, rtol=1e-4, atol=1e-5 * float(np.max(np.abs(y)))), got, want)
 
@@ -137,10 +99,10 @@ def test_public_layers_on_both_engines():
     carries, ys = stack(p, xs, seq_lengths=lengths, key=key, impl=impl)
     return jnp.sum(ys ** 2) + jnp.sum(carries[0][1].c)
 
-  for impl in ("native", "xla"):
+  for impl in ("native", "autodiff"):
     assert stack(params, xs, key=key, impl=impl)[1].shape == (3, 8, 3)
   assert_close(jax.value_and_grad(loss)(params, "native"),
-               jax.value_and_grad(loss)(params, "xla"), jnp.float64)
+               jax.value_and_grad(loss)(params, "autodiff"), jnp.float64)
 
 
 def test_vmap_of_native():
@@ -148,10 +110,10 @@ def test_vmap_of_native():
   params, xs, carry, _ = setup(cell, (4,), T=5)
   xs = jnp.moveaxis(xs, 1, 0)  # (4, T, I): vmap over the batch
   one = lambda impl: (lambda x: jaxrnn.scan(cell, params, x, impl=impl)[1])
-  assert_close(jax.vmap(one("native"))(xs), jax.vmap(one("xla"))(xs), jnp.float64)
+  assert_close(jax.vmap(one("native"))(xs), jax.vmap(one("autodiff"))(xs), jnp.float64)
   grads = lambda impl: jax.grad(lambda p: jax.vmap(
       lambda x: jaxrnn.scan(cell, p, x, impl=impl)[1])(xs).sum())(params)
-  assert_close(grads("native"), grads("xla"), jnp.float64)
+  assert_close(grads("native"), grads("autodiff"), jnp.float64)
 
 
 # ------------------------------------------------------------ engine choice
@@ -186,11 +148,8 @@ def test_forward_mode_names_the_switch():
   params = cell.init(jax.random.key(0), 3, 4)
   xs = jnp.ones((2, 5, 3), jnp.float32)
   f = lambda impl: (lambda x: jaxrnn.scan(cell, params, x, impl=impl)[1])
-  with pytest.raises(TypeError, match="impl='xla'"):
+  with pytest.raises(TypeError, match="impl='autodiff'"):
     jax.jvp(f("native"), (xs,), (xs,))
-  jax.jvp(f("xla"), (xs,), (xs,))  # and the switch works
-  with jaxrnn.default_engine("xla"):
-    jax.jvp(f(None), (xs,), (xs,))
 
 
 def test_runs_on_xla_when_the_extension_is_missing(monkeypatch):

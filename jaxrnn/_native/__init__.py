@@ -12,7 +12,7 @@ saves each step's activated gates, and the backward is cuDNN's scheme (one
 GEMM per step in the loop; dW_h, dW_i, the biases and dX as single GEMMs over
 all steps after it). Under ``vmap`` the handlers run once per mapped element.
 Forward-mode autodiff (``jvp``) is not defined for them: use
-``impl="xla"`` there.
+``impl="autodiff"`` there.
 
 If the extension is missing or cannot load, :func:`status` says why and the
 sequence layers run on the XLA engine.

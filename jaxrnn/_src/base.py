@@ -12,6 +12,13 @@ matmul out of the time loop (one large matmul for all steps)::
 
     cell(params, carry, x) == cell.recurrence(params, carry,
                                               cell.input_projection(params, x))
+
+Most cells split the recurrence again, into the recurrent matmul and an
+elementwise rest, so that the XLA engine's backward (:mod:`jaxrnn._src.fused`)
+can take every weight gradient as one matmul after the time loop::
+
+    cell.recurrence(params, carry, xp) == cell.pointwise(
+        params, carry, cell.preactivation(params, xp, carry.h @ params.w_h))
 """
 
 from __future__ import annotations
@@ -81,8 +88,9 @@ class Cell(abc.ABC):
   """Base class of every recurrent cell.
 
   Subclasses are ``@dataclasses.dataclass(frozen=True)`` and define the class
-  attributes below plus ``init`` and ``recurrence`` (and ``input_projection``
-  where the default does not fit).
+  attributes below plus ``init`` and either ``pointwise`` (and
+  ``preactivation`` where ``xp + hw`` does not fit) or ``recurrence`` (and
+  ``input_weights`` where the default does not fit).
 
   Attributes:
     params_type: the NamedTuple type of this cell's params.
@@ -115,9 +123,35 @@ class Cell(abc.ABC):
     w, b = self.input_weights(params)
     return add_biases(x @ w, b)
 
-  @abc.abstractmethod
   def recurrence(self, params: PyTree, carry: PyTree, xp: Array):
-    """The part of a step that needs the carry: ``(carry, xp) -> (carry, y)``."""
+    """The part of a step that needs the carry: ``(carry, xp) -> (carry, y)``.
+
+    By default the recurrent matmul followed by :meth:`pointwise`; cells whose
+    step does not split that way override this (and :meth:`splits_step`).
+    """
+    hw = carry.h @ params.w_h
+    return self.pointwise(params, carry, self.preactivation(params, xp, hw))
+
+  def preactivation(self, params: PyTree, xp: Array, hw: Array) -> Array:
+    """What :meth:`pointwise` reads, from ``xp`` and ``hw = h W_h``: ``xp + hw``
+    by default. It must be affine in ``xp`` and ``hw`` (the fused backward
+    transposes it at zero)."""
+    del params
+    return xp + hw
+
+  def pointwise(self, params: PyTree, carry: PyTree, z: Array):
+    """The elementwise rest of a step: ``(carry, z) -> (carry, y)``, with
+    ``z = preactivation(params, xp, carry.h @ params.w_h)``.
+
+    It must not read ``params.w_i`` or ``params.w_h``: the fused backward
+    (:mod:`jaxrnn._src.fused`) computes their gradients as single matmuls.
+    """
+    raise NotImplementedError(f"{type(self).__name__} defines no pointwise step")
+
+  def splits_step(self) -> bool:
+    """Whether :meth:`recurrence` is ``h W_h``, :meth:`preactivation`, then
+    :meth:`pointwise`, which lets the XLA engine use its fused backward."""
+    return type(self).pointwise is not Cell.pointwise
 
   # ------------------------------------------------------------- provided
   def __call__(self, params: PyTree, carry: PyTree, x: Array):

@@ -79,20 +79,32 @@ class GRUCell(base.Cell):
     b_h = jnp.asarray(params.b_h).at[2 * hidden:].set(0)
     return params.w_i, base.add_biases(None, params.b_i, b_h)
 
+  def splits_step(self) -> bool:
+    return self.reset_after  # reset-before: r multiplies h before the matmul
+
+  def preactivation(self, params, xp, hw):
+    """``[x_r + h_r, x_z + h_z, x_n, h_n]`` (``4*hidden_size``), reset-after."""
+    hidden = params.w_h.shape[0]
+    h_n = hw[..., 2 * hidden:]
+    if params.b_h is not None:
+      h_n = h_n + params.b_h[2 * hidden:]
+    return jnp.concatenate([xp[..., :2 * hidden] + hw[..., :2 * hidden],
+                            xp[..., 2 * hidden:], h_n], axis=-1)
+
+  def pointwise(self, params, carry, z):
+    hidden = params.w_h.shape[0]
+    r, u = jnp.split(sigmoid(z[..., :2 * hidden]), 2, axis=-1)
+    n = jnp.tanh(z[..., 2 * hidden:3 * hidden] + r * z[..., 3 * hidden:])
+    h = (1 - u) * n + u * carry.h
+    return base.RNNState(h), h
+
   def recurrence(self, params, carry, xp):
+    if self.reset_after:
+      return super().recurrence(params, carry, xp)
     h = carry.h
     hidden = params.w_h.shape[0]
     x_rz, x_n = xp[..., :2 * hidden], xp[..., 2 * hidden:]
-    if self.reset_after:
-      hp = h @ params.w_h
-      h_rz, h_n = hp[..., :2 * hidden], hp[..., 2 * hidden:]
-      if params.b_h is not None:
-        h_n = h_n + params.b_h[2 * hidden:]
-      r, z = jnp.split(sigmoid(x_rz + h_rz), 2, axis=-1)
-      n = jnp.tanh(x_n + r * h_n)
-    else:
-      r, z = jnp.split(sigmoid(x_rz + h @ params.w_h[:, :2 * hidden]), 2,
-                       axis=-1)
-      n = jnp.tanh(x_n + (r * h) @ params.w_h[:, 2 * hidden:])
+    r, z = jnp.split(sigmoid(x_rz + h @ params.w_h[:, :2 * hidden]), 2, axis=-1)
+    n = jnp.tanh(x_n + (r * h) @ params.w_h[:, 2 * hidden:])
     h = (1 - z) * n + z * h
     return base.RNNState(h), h

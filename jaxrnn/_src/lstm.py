@@ -124,8 +124,8 @@ class LSTMCell(base.Cell):
     return LSTMParams(*_with_forget_bias(w, 1, hidden_size, forget_bias,
                                          initializer))
 
-  def recurrence(self, params, carry, xp):
-    i, f, g, o = base.gates(xp + carry.h @ params.w_h, "ssts")
+  def pointwise(self, params, carry, z):
+    i, f, g, o = base.gates(z, "ssts")
     c = f * carry.c + i * g
     h = o * jnp.tanh(c)
     return base.LSTMState(h, c), h
@@ -193,8 +193,8 @@ class ProjectedLSTMCell(LSTMCell):
                        f"{base.describe(params.w_p)}")
     super().check_params(params, name)
 
-  def recurrence(self, params, carry, xp):
-    (_, c), h = super().recurrence(params, carry, xp)
+  def pointwise(self, params, carry, z):
+    (_, c), h = super().pointwise(params, carry, z)
     h = h @ params.w_p
     return base.LSTMState(h, c), h
 
@@ -241,8 +241,7 @@ class PeepholeLSTMCell(base.Cell):
     return {**super()._param_shapes(params), "p_i": hidden, "p_f": hidden,
             "p_o": hidden}
 
-  def recurrence(self, params, carry, xp):
-    z = xp + carry.h @ params.w_h
+  def pointwise(self, params, carry, z):
     z_i, z_f, z_g, z_o = jnp.split(z, 4, axis=-1)
     i = sigmoid(z_i + params.p_i * carry.c)
     f = sigmoid(z_f + params.p_f * carry.c)
@@ -278,8 +277,8 @@ class CIFGLSTMCell(base.Cell):
     return CIFGParams(*_with_forget_bias(w, 0, hidden_size, forget_bias,
                                          initializer))
 
-  def recurrence(self, params, carry, xp):
-    f, g, o = base.gates(xp + carry.h @ params.w_h, "sts")
+  def pointwise(self, params, carry, z):
+    f, g, o = base.gates(z, "sts")
     c = f * carry.c + (1 - f) * g
     h = o * jnp.tanh(c)
     return base.LSTMState(h, c), h

@@ -4,16 +4,21 @@ Every sequence layer (:func:`scan`, :class:`Bidirectional`, :class:`Stacked`)
 ends in :func:`run_cell`. It works time-major, and runs a layer on one of two
 engines, chosen here and nowhere else (:func:`choose_engine`):
 
-- ``"xla"``: ``jax.lax.scan`` over the cell's own step, any cell, any
-  backend. On accelerators it computes the input projection of all steps as
-  one matmul before the loop and keeps only the recurrent part of the step
-  inside it; on CPU, where measurement favours it, the projection stays in the
-  step (:func:`hoist_by_default`).
+- ``"xla"``: ``jax.lax.scan`` over the cell's step, any backend, with the
+  fused backward of :mod:`jaxrnn._src.fused` (cuDNN's scheme: one matmul per
+  step in the backward loop, the weight gradients after it) for every cell
+  that splits its step (``cell.splits_step()``). On accelerators it computes
+  the input projection of all steps as one matmul before the loop; on CPU,
+  where measurement favours it, the projection stays in the step
+  (:func:`hoist_by_default`).
+- ``"autodiff"``: the same scan, differentiated by JAX itself: every cell,
+  and the only engine with forward-mode derivatives. ``"xla"`` runs a cell
+  that does not split its step here.
 - ``"native"``: the fused C++ kernels of :mod:`jaxrnn._native` (CPU; float32
   and float64; the simple RNN, LSTM, GRU, CIFG and peephole LSTM).
 
 ``impl="auto"`` (the default everywhere) takes the native engine where it
-applies and XLA otherwise; both give the same numbers to float rounding.
+applies and XLA otherwise; all give the same numbers to float rounding.
 
 Masking. A step is *valid* where ``t < seq_lengths`` and ``mask`` is true. On
 an invalid step the carry is held and the output is zero, so the final carry
@@ -37,10 +42,11 @@ import numpy as np
 
 from jaxrnn import _native
 from jaxrnn._src import base
+from jaxrnn._src import fused
 
 Array = jax.Array
 
-IMPLS = ("auto", "xla", "native")
+IMPLS = ("auto", "xla", "native", "autodiff")
 _DEFAULT_IMPL = contextvars.ContextVar("jaxrnn_default_impl", default="auto")
 
 
@@ -49,9 +55,9 @@ def default_engine(impl: str):
   """Within the block, layers called with ``impl=None`` (the default) use
   ``impl`` (``"auto"``, ``"xla"`` or ``"native"``).
 
-  For example ``with jaxrnn.default_engine("xla"):`` around a model whose
-  layers are deep inside Flax modules, to take forward-mode derivatives
-  (``jax.jvp``, Hessians), which only the XLA engine defines. It is read when
+  For example ``with jaxrnn.default_engine("autodiff"):`` around a model
+  whose layers are deep inside Flax modules, to take forward-mode derivatives
+  (``jax.jvp``, Hessians), which only that engine defines. It is read when
   a layer is called, before ``jit``, so compiled functions are not mixed up.
   """
   check_impl(impl)
@@ -64,17 +70,18 @@ def default_engine(impl: str):
 
 @contextlib.contextmanager
 def explain_forward_mode():
-  """Turns JAX's error for ``jvp`` of the native engine's ``custom_vjp``
-  into one that names the way out."""
+  """Turns JAX's error for ``jvp`` of a ``custom_vjp`` (the native and xla
+  engines) into one that names the way out."""
   try:
     yield
   except TypeError as e:
     if "forward-mode" not in str(e) or "custom_vjp" not in str(e):
       raise
     raise TypeError(
-        "impl: the native engine has a reverse-mode derivative only; for "
-        "forward mode (jax.jvp, jacfwd, Hessians) pass impl='xla' or call "
-        "the layer inside `with jaxrnn.default_engine('xla'):`") from e
+        "impl: the native and xla engines define reverse-mode derivatives "
+        "only; for forward mode (jax.jvp, jacfwd, Hessians) pass "
+        "impl='autodiff' or call the layer inside "
+        "`with jaxrnn.default_engine('autodiff'):`") from e
 
 
 def resolve_impl(impl: Optional[str]) -> str:
@@ -87,20 +94,29 @@ def resolve_impl(impl: Optional[str]) -> str:
 
 def choose_engine(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
                   impl: str = "auto") -> tuple:
-  """``(engine, reason)``: which engine runs this layer, and why.
+  """``(engine, reason)``: which engine runs this layer (``"native"``,
+  ``"xla"`` or ``"autodiff"``), and why.
 
   ``xs`` is time-major (only its shape and dtype are read). Raises a
   ``ValueError`` when ``impl="native"`` and the native engine cannot run it.
   """
+  name = type(cell).__name__
+  if impl == "autodiff":
+    return "autodiff", "impl='autodiff' was asked for"
   if impl == "xla":
-    return "xla", "impl='xla' was asked for"
-  why_not = _native.unsupported(cell, params, xs, carry)
-  if why_not is None:
-    return "native", f"the native kernel serves {type(cell).__name__} here"
-  if impl == "native":
-    raise ValueError(f"impl: 'native' cannot run {type(cell).__name__} here: "
-                     f"{why_not}; use impl='auto' or 'xla'")
-  return "xla", f"the native engine does not apply: {why_not}"
+    why = "impl='xla' was asked for"
+  else:
+    why_not = _native.unsupported(cell, params, xs, carry)
+    if why_not is None:
+      return "native", f"the native kernel serves {name} here"
+    if impl == "native":
+      raise ValueError(f"impl: 'native' cannot run {name} here: {why_not}; "
+                       "use impl='auto' or 'xla'")
+    why = f"the native engine does not apply: {why_not}"
+  if cell.splits_step():
+    return "xla", why
+  return "autodiff", (f"{why}; {cell} does not split its step into a matmul "
+                      "and an elementwise part, so JAX differentiates the scan")
 
 
 # ------------------------------------------------------------------- engine
@@ -157,6 +173,14 @@ def run_cell(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
     return run_native(carry, (xs, valid))
 
   hoist = hoist_by_default() if hoist is None else hoist
+  if engine == "xla":
+    def run_fused(c, inputs):
+      return fused.run(cell, params, inputs[0], c, inputs[1], reverse=reverse,
+                       unroll=unroll, hoist=hoist)
+    if remat and xs.shape[0] > 1:
+      return _chunked_remat(run_fused, carry, xs, valid, reverse=reverse)
+    return run_fused(carry, (xs, valid))
+
   w_i, b = cell.input_weights(params)  # loop-invariant: computed once
   if hoist:
     xs = base.add_biases(xs @ w_i, b)
@@ -340,8 +364,10 @@ def scan(cell: base.Cell, params: Any, xs: Array, *,
     remat: trade compute for memory in the backward pass: stored residuals
       grow as ``sqrt(T)`` instead of ``T`` (for long sequences).
     impl: the engine: ``"auto"`` (native kernel on CPU where it applies,
-      else XLA), ``"xla"`` (``jax.lax.scan``, every cell and backend) or
-      ``"native"`` (an error if it does not apply); ``None`` means the
+      else XLA), ``"xla"`` (``jax.lax.scan`` with a fused backward, every
+      backend), ``"autodiff"`` (the same scan differentiated by JAX, which
+      alone has forward-mode derivatives) or ``"native"`` (an error if it
+      does not apply); ``None`` means the
       default, ``"auto"`` unless set by :func:`jaxrnn.default_engine`. See
       :func:`jaxrnn.which_engine`. ``unroll`` applies to XLA only.
 
@@ -380,9 +406,10 @@ def which_engine(cell: base.Cell, params: Any, xs: Array, *,
                  impl: Optional[str] = None) -> tuple:
   """``(engine, reason)``: the engine :func:`scan` would run, and why.
 
-  ``engine`` is ``"native"`` or ``"xla"``; ``reason`` says why in words (for
-  example why the native engine does not apply). Arguments as :func:`scan`;
-  only shapes and dtypes are read. Raises as :func:`scan` would.
+  ``engine`` is ``"native"``, ``"xla"`` or ``"autodiff"``; ``reason`` says
+  why in words (for example why the native engine does not apply). Arguments
+  as :func:`scan`; only shapes and dtypes are read. Raises as :func:`scan`
+  would.
   """
   check_cell(cell)
   impl = resolve_impl(impl)

@@ -61,6 +61,6 @@ class SimpleRNNCell(base.Cell):
     return SimpleRNNParams(*initializers.fused_weights(
         key, input_size, hidden_size, 1, dtype=dtype, initializer=initializer))
 
-  def recurrence(self, params, carry, xp):
-    h = _ACTIVATIONS[self.activation](xp + carry.h @ params.w_h)
+  def pointwise(self, params, carry, z):
+    h = _ACTIVATIONS[self.activation](z)
     return base.RNNState(h), h

@@ -1,0 +1,158 @@
+"""The XLA engine's fused backward: cuDNN's scheme for a layer, in plain JAX.
+
+JAX's own derivative of ``lax.scan`` keeps every matmul of the step inside
+the backward loop: ``dh W_hᵀ``, but also ``dW_h += h_{t-1}ᵀ dz_t`` and, with
+the input projection in the step, ``dW_i += x_tᵀ dz_t`` and ``dx_t = dz_t
+W_iᵀ``. Here the loop keeps only the first: for a cell whose step splits as
+
+    z_t = preactivation(x_t W_i + b, h_{t-1} W_h)       (affine)
+    (carry_t, y_t) = pointwise(carry_{t-1}, z_t)        (elementwise)
+
+the forward saves ``carry_{t-1}`` and ``z_t`` per step, and the backward loop
+carries the carry's cotangent through ``pointwise``'s vjp and one matmul by
+``W_hᵀ``. Everything else is one matmul over all ``T * batch`` rows after the
+loop (as cuDNN and oneDNN do)::
+
+    dW_h = Σ_t h_{t-1}ᵀ dhw_t    dW_i = Σ_t x_tᵀ dxp_t    dx = dxp W_iᵀ
+
+Saved per step and row: the carry before the step and ``z``: LSTM and
+peephole 2H + 4H, CIFG 2H + 3H, LSTMP P + H + 4H, reset-after GRU H + 4H,
+simple RNN H + H. Measured with ``memory_analysis`` (LSTM, B=32 T=256 I=128
+H=256, float32), the compiled forward+backward holds 101 MB of temporaries
+against 151 MB for JAX's derivative of the same scan, and ran in 0.70x its
+time (0.67x at B=1 T=1000 I=64 H=128), interleaved on a 2-core x86 CPU.
+
+It is a ``jax.custom_vjp``: reverse mode only. ``impl="autodiff"`` runs the
+plain scan that JAX differentiates itself, forward mode included.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn._src import base
+
+
+def run(cell: base.Cell, params, xs, carry, valid, *, reverse: bool,
+        unroll: int, hoist: bool):
+  """``(final_carry, ys)`` of ``cell`` over time-major ``xs``; as
+  :func:`jaxrnn._src.scan.run_cell`, for cells with ``cell.splits_step()``."""
+  return _layer(cell, reverse, unroll, hoist, params, xs, carry, valid)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+def _layer(cell, reverse, unroll, hoist, params, xs, carry, valid):
+  return _forward(cell, reverse, unroll, hoist, params, xs, carry, valid,
+                  save=False)
+
+
+def _forward(cell, reverse, unroll, hoist, params, xs, carry, valid, *, save):
+  w_i, b = cell.input_weights(params)
+  project = lambda x: base.add_biases(x @ w_i, b)
+
+  def step(c, inputs):
+    x_t, v = inputs
+    z = cell.preactivation(params, x_t if hoist else project(x_t),
+                           c.h @ params.w_h)
+    new_c, y = cell.pointwise(params, c, z)
+    new_c = jax.tree.map(lambda n, o: n.astype(o.dtype), new_c, c)
+    if v is not None:
+      v = v[..., None]
+      new_c = jax.tree.map(lambda n, o: jnp.where(v, n, o), new_c, c)
+      y = jnp.where(v, y, jnp.zeros_like(y))
+    return new_c, ((c, z, y) if save else y)
+
+  return jax.lax.scan(step, carry, (project(xs) if hoist else xs, valid),
+                      reverse=reverse, unroll=unroll)
+
+
+def _layer_fwd(cell, reverse, unroll, hoist, params, xs, carry, valid):
+  final, (carries, zs, ys) = _forward(cell, reverse, unroll, hoist, params, xs,
+                                      carry, valid, save=True)
+  return (final, ys), (params, xs, carry, valid, carries, zs)
+
+
+def _without_weights(params):
+  """``params`` less the two matmul weights: what ``pointwise`` and
+  ``preactivation`` may read, and the only grads the loop accumulates."""
+  return params._replace(w_i=None, w_h=None)
+
+
+def _layer_bwd(cell, reverse, unroll, hoist, res, cts):
+  del hoist  # the backward is the same either way
+  params, xs, carry0, valid, carries, zs = res
+  d_final, dys = cts
+  small = _without_weights(params)
+  with_weights = lambda p: p._replace(w_i=params.w_i, w_h=params.w_h)
+  gates = params.w_h.shape[1]
+  # preactivation is affine in (xp, hw): its vjp at zero is its transpose.
+  zeros = lambda lead: jnp.zeros((*lead, gates), zs.dtype)
+  transpose_pre = lambda lead: jax.vjp(
+      lambda p, xp, hw: cell.preactivation(with_weights(p), xp, hw),
+      small, zeros(lead), zeros(lead))[1]
+  w_h_t = params.w_h.T
+
+  def step(acc, inputs):
+    dc, dp = acc
+    c, z, dy, v = inputs
+    out, vjp = jax.vjp(lambda p, c, z: cell.pointwise(with_weights(p), c, z),
+                       small, c, z)
+    dc_in = dc
+    if v is not None:
+      v = v[..., None]
+      dy = jnp.where(v, dy, jnp.zeros_like(dy))
+      dc_in = jax.tree.map(lambda d: jnp.where(v, d, jnp.zeros_like(d)), dc)
+    # the forward cast the new carry to the carry's dtype: undo for the vjp
+    dp_t, dc_prev, dz = vjp(jax.tree.map(lambda d, o: d.astype(o.dtype),
+                                         (dc_in, dy), out))
+    dhw = transpose_pre(z.shape[:-1])(dz)[2]
+    dc_prev = dc_prev._replace(h=dc_prev.h + (dhw @ w_h_t).astype(dc_prev.h.dtype))
+    if v is not None:
+      dc_prev = jax.tree.map(lambda n, o: jnp.where(v, n, o), dc_prev, dc)
+    dc_prev = jax.tree.map(lambda d, c: d.astype(c.dtype), dc_prev, c)
+    return (dc_prev, _add(dp, dp_t)), dz
+
+  dp0 = jax.tree.map(jnp.zeros_like, small)
+  (d_carry0, dp_loop), dzs = jax.lax.scan(
+      step, (d_final, dp0), (carries, zs, dys, valid), reverse=not reverse,
+      unroll=unroll)
+
+  # Everything else: one matmul (or sum) over all T * batch rows.
+  dp_pre, dxps, dhws = transpose_pre(zs.shape[:-1])(dzs)
+  rows = lambda a: a.reshape(-1, a.shape[-1])
+  d_w_h = _matmul_t(rows(carries.h), rows(dhws))
+  w_i, b = cell.input_weights(params)
+  d_w_i = _matmul_t(rows(xs), rows(dxps))
+  d_b = None if b is None else rows(dxps).sum(0, dtype=_accumulator(dxps.dtype))
+  dxs = (dxps @ w_i.T).astype(xs.dtype)
+  _, input_vjp = jax.vjp(cell.input_weights, params)
+  (d_params,) = input_vjp((d_w_i.astype(w_i.dtype),
+                           None if b is None else d_b.astype(b.dtype)))
+  d_params = _add(d_params, with_weights(_add(dp_loop, dp_pre))._replace(
+      w_i=None, w_h=d_w_h))
+  d_params = jax.tree.map(lambda d, p: d.astype(p.dtype), d_params, params)
+  d_carry0 = jax.tree.map(lambda d, c: d.astype(c.dtype), d_carry0, carry0)
+  return d_params, dxs, d_carry0, None
+
+
+_layer.defvjp(_layer_fwd, _layer_bwd)
+
+
+def _accumulator(dtype):
+  """float32 at least: sums over T * batch rows are not taken in bfloat16."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
+def _matmul_t(a, b):
+  """``aᵀ b``, accumulated in at least float32."""
+  return jax.lax.dot_general(a, b, (((0,), (0,)), ((), ())),
+                             preferred_element_type=_accumulator(b.dtype))
+
+
+def _add(a, b):
+  """Field-wise sum of two params trees in which ``None`` is zero."""
+  return jax.tree.map(lambda x, y: x if y is None else y if x is None else x + y,
+                      a, b, is_leaf=lambda x: x is None)
