@@ -364,6 +364,41 @@ def memory_table(lengths, runs):
   return "\n".join(lines), records
 
 
+MODERN = {
+    "LSTM": jaxrnn.LSTMCell(), "GRU": jaxrnn.GRUCell(),
+    **{f"{name} {method}": cls(method=method)
+       for name, cls in (("MinGRU", jaxrnn.MinGRUCell), ("MinLSTM", jaxrnn.MinLSTMCell),
+                         ("LRU", jaxrnn.LRUCell), ("RG-LRU", jaxrnn.RGLRUCell))
+       for method in ("sequential", "associative")},
+}
+
+
+def modern_table(lengths, runs, B=8, H=256):
+  """Forward+backward of the linear-recurrence cells, by both methods, next
+  to LSTM and GRU (impl="auto": the native kernels), at the same hidden
+  size (input size = hidden size, as the RG-LRU needs), interleaved per T."""
+  lines = ["| T | cell | method | median ms | × LSTM |", "|---|---|---|---|---|"]
+  records = []
+  for T in lengths:
+    xs = jax.random.normal(jax.random.key(1), (B, T, H))
+    cases = []
+    for name, cell in MODERN.items():
+      params = cell.init(jax.random.key(0), H, H)
+      fn = jax.value_and_grad(lambda p, x, cell=cell: jnp.sum(jaxrnn.scan(cell, p, x)[1] ** 2))
+      compiled = jax.jit(fn).lower(params, xs).compile()
+      cases.append(Case(name, functools.partial(compiled, params, xs)))
+    times = interleaved(cases, runs)
+    lstm_ms = 1e3 * times[0]
+    for case, seconds in zip(cases, times):
+      ms = 1e3 * seconds
+      cell_name, _, method = case.impl.partition(" ")
+      lines.append(f"| {T} | {cell_name} | {method or '(native)'} | {ms:.1f} | "
+                   f"{ms / lstm_ms:.2f} |")
+      records.append({"impl": case.impl, "B": B, "T": T, "I": H, "H": H,
+                      "mode": "fwd+bwd", "median_ms": ms})
+  return "\n".join(lines), records
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -371,6 +406,8 @@ def main(argv=None):
   parser.add_argument("--runs", type=int, default=9, help="interleaved rounds (>= 7 for the table)")
   parser.add_argument("--only", default="", help="comma-separated cells (lstm,gru,rnn,peephole,cifg,bilstm2)")
   parser.add_argument("--impls", default=",".join(PEERS), help="comma-separated implementations")
+  parser.add_argument("--modern-only", action="store_true",
+                      help="only the table of the linear-recurrence cells")
   parser.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "latest.json"))
   args = parser.parse_args(argv)
 
@@ -393,6 +430,14 @@ def main(argv=None):
 
   cells = set(args.only.split(",")) if args.only else None
   results = []
+  if args.modern_only:
+    table, records = modern_table((256, 1024, 4096), args.runs)
+    print(table)
+    out = pathlib.Path(args.out).with_name("modern.md")
+    out.write_text("environment: " + ", ".join(f"{k}={v}" for k, v in env.items())
+                   + "\n\nForward+backward, B=8, I=H=256, float32:\n\n" + table + "\n")
+    print(f"\nwrote {out}")
+    return
   for cfg in configs(args.quick):
     if cells and cfg.cell not in cells:
       continue

@@ -22,6 +22,15 @@ from jaxrnn._src.lstm import PeepholeLSTMCell
 from jaxrnn._src.lstm import PeepholeLSTMParams
 from jaxrnn._src.lstm import ProjectedLSTMCell
 from jaxrnn._src.lstm import ProjectedLSTMParams
+from jaxrnn._src.lru import LRUCell
+from jaxrnn._src.lru import LRUParams
+from jaxrnn._src.lru import LRUState
+from jaxrnn._src.minimal import MinGRUCell
+from jaxrnn._src.minimal import MinGRUParams
+from jaxrnn._src.minimal import MinLSTMCell
+from jaxrnn._src.minimal import MinLSTMParams
+from jaxrnn._src.rglru import RGLRUCell
+from jaxrnn._src.rglru import RGLRUParams
 from jaxrnn._src.scan import default_engine
 from jaxrnn._src.scan import scan
 from jaxrnn._src.scan import which_engine
@@ -40,15 +49,24 @@ __all__ = (
     "Cell",
     "GRUCell",
     "GRUParams",
+    "LRUCell",
+    "LRUParams",
+    "LRUState",
     "LSTMCell",
     "LSTMParams",
     "LSTMState",
     "Linear",
     "LinearParams",
+    "MinGRUCell",
+    "MinGRUParams",
+    "MinLSTMCell",
+    "MinLSTMParams",
     "PeepholeLSTMCell",
     "PeepholeLSTMParams",
     "ProjectedLSTMCell",
     "ProjectedLSTMParams",
+    "RGLRUCell",
+    "RGLRUParams",
     "RNNState",
     "SimpleRNNCell",
     "SimpleRNNParams",

@@ -86,3 +86,48 @@ def projected_lstm(p, state, x):
   (h, c), _ = lstm(p, state, x)
   h = h @ p.w_p
   return (h, c), h
+
+
+# ---------------------------------------------------- linear recurrences
+def min_gru(p, state, x):
+  """Feng et al. (2024), minGRU."""
+  (h,) = state
+  H = p.w_i.shape[1] // 2
+  z = sigmoid(x @ p.w_i[:, :H] + p.b_i[:H])
+  candidate = x @ p.w_i[:, H:] + p.b_i[H:]
+  h = (1 - z) * h + z * candidate
+  return (h,), h
+
+
+def min_lstm(p, state, x):
+  """Feng et al. (2024), minLSTM, with the normalised gates."""
+  (h,) = state
+  H = p.w_i.shape[1] // 3
+  f = sigmoid(x @ p.w_i[:, :H] + p.b_i[:H])
+  i = sigmoid(x @ p.w_i[:, H:2 * H] + p.b_i[H:2 * H])
+  candidate = x @ p.w_i[:, 2 * H:] + p.b_i[2 * H:]
+  h = f / (f + i) * h + i / (f + i) * candidate
+  return (h,), h
+
+
+def lru(p, state, u):
+  """Orvieto et al. (2023), in complex arithmetic."""
+  re, im = state
+  s = re + 1j * im
+  lam = np.exp(-np.exp(p.nu_log) + 1j * np.exp(p.theta_log))
+  B = p.b_re + 1j * p.b_im
+  C = p.c_re + 1j * p.c_im
+  s = lam * s + np.exp(p.gamma_log) * (u @ B)
+  y = (s @ C).real + p.d * u
+  return (s.real, s.imag), y
+
+
+def rg_lru(p, state, x, c=8.0):
+  """De et al. (2024), the RG-LRU."""
+  (h,) = state
+  H = p.w_i.shape[1] // 2
+  r = sigmoid(x @ p.w_i[:, :H] + p.b_i[:H])
+  i = sigmoid(x @ p.w_i[:, H:] + p.b_i[H:])
+  a = np.exp(-c * r * np.log1p(np.exp(p.a_param)))
+  h = a * h + np.sqrt(1 - a ** 2) * (i * x)
+  return (h,), h

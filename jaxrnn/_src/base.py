@@ -199,10 +199,10 @@ class Cell(abc.ABC):
       raise TypeError(
           f"{name}: {cls} expects {self.params_type.__name__}, got "
           f"{type(params).__name__}")
-    for field in ("w_i", "w_h"):
+    for field, ndim in self._size_fields().items():
       value = getattr(params, field)
-      if len(getattr(value, "shape", ())) != 2:
-        raise ValueError(f"{name}.{field}: expected a 2-D array, got "
+      if len(getattr(value, "shape", ())) != ndim:
+        raise ValueError(f"{name}.{field}: expected a {ndim}-D array, got "
                          f"{describe(value)}")
     for field, want in self._param_shapes(params).items():
       value = getattr(params, field)
@@ -212,6 +212,10 @@ class Cell(abc.ABC):
         raise ValueError(
             f"{name}.{field}: expected shape {shape_str(want)} for {cls} with "
             f"hidden_size={self.hidden_size(params)}, got {describe(value)}")
+
+  def _size_fields(self) -> dict:
+    """The fields the sizes are read from, and their number of dimensions."""
+    return {"w_i": 2, "w_h": 2}
 
   def _param_shapes(self, params: PyTree) -> dict:
     """Expected shape of each field, from ``input_size`` and ``hidden_size``."""

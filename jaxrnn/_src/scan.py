@@ -20,6 +20,11 @@ engines, chosen here and nowhere else (:func:`choose_engine`):
 ``impl="auto"`` (the default everywhere) takes the native engine where it
 applies and XLA otherwise; all give the same numbers to float rounding.
 
+The linear recurrences (minGRU, minLSTM, LRU, RG-LRU) run on their own path
+whatever ``impl`` asks but ``"native"`` (engine ``"linear"``,
+:mod:`jaxrnn._src.linear_scan`): every step's gates at once, then a
+sequential or associative scan; JAX differentiates it, both modes.
+
 Masking. A step is *valid* where ``t < seq_lengths`` and ``mask`` is true. On
 an invalid step the carry is held and the output is zero, so the final carry
 is each sequence's carry at its last valid step. Reversal runs the scan from
@@ -43,6 +48,7 @@ import numpy as np
 from jaxrnn import _native
 from jaxrnn._src import base
 from jaxrnn._src import fused
+from jaxrnn._src import linear_scan
 
 Array = jax.Array
 
@@ -101,6 +107,9 @@ def choose_engine(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
   ``ValueError`` when ``impl="native"`` and the native engine cannot run it.
   """
   name = type(cell).__name__
+  if isinstance(cell, linear_scan.LinearRecurrentCell) and impl != "native":
+    return "linear", (f"{name} is a linear recurrence, solved by the "
+                      f"{cell.resolved_method()} scan")
   if impl == "autodiff":
     return "autodiff", "impl='autodiff' was asked for"
   if impl == "xla":
@@ -171,6 +180,14 @@ def run_cell(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
     if remat and xs.shape[0] > 1:
       return _chunked_remat(run_native, carry, xs, valid, reverse=reverse)
     return run_native(carry, (xs, valid))
+
+  if engine == "linear":
+    def run_linear(c, inputs):
+      return linear_scan.run(cell, params, inputs[0], c, inputs[1],
+                             reverse=reverse, unroll=unroll)
+    if remat and xs.shape[0] > 1:
+      return _chunked_remat(run_linear, carry, xs, valid, reverse=reverse)
+    return run_linear(carry, (xs, valid))
 
   hoist = hoist_by_default() if hoist is None else hoist
   if engine == "xla":

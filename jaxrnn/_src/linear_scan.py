@@ -1,0 +1,182 @@
+"""Linear recurrences, solved for all steps at once: the parallel-in-time path.
+
+The cells of this family (minGRU, minLSTM, LRU, RG-LRU) compute their gates
+from the input alone, so their state follows a recurrence that is linear in
+it, with coefficients known before the loop::
+
+    h_t = a_t ⊙ h_{t-1} + b_t,        (a_t, b_t) = coefficients(params, x_t)
+    y_t = readout(params, h_t, x_t)
+
+A sequence layer computes ``a`` and ``b`` of every step in one vectorised
+pass, then solves the recurrence by one of two methods (the cell's
+``method``):
+
+- ``"sequential"``: ``lax.scan`` over ``h = a_t * h + b_t``, elementwise, no
+  matmul in the loop; ``T`` steps of ``O(1)`` work.
+- ``"associative"``: ``lax.associative_scan`` with the composition
+  ``(a_l, b_l) ∘ (a_r, b_r) = (a_l a_r, a_r b_l + b_r)``: ``O(log T)`` depth
+  for about twice the work (Blelloch, 1990; Martin & Cundy, 2018).
+
+``"auto"`` takes ``"sequential"`` on CPU and ``"associative"`` elsewhere,
+see :func:`default_method`.
+
+Masks and ``seq_lengths``: an invalid step is ``a = 1, b = 0``, so the state
+is held and the output set to zero, as on every engine. Reversal solves the
+recurrence from the last step to the first. The recurrence is solved in at
+least float32 whatever the input dtype (as recurrentgemma does); the outputs
+come back in the inputs' and params' dtype, the final carry in the carry's.
+For step-by-step use in bfloat16, keep the carry in float32
+(``initial_carry(params, batch, jnp.float32)``) to keep that precision.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn._src import base
+
+METHODS = ("auto", "associative", "sequential")
+
+
+def default_method() -> str:
+  """``"sequential"`` on CPU, ``"associative"`` on other backends.
+
+  Measured interleaved on a 2-core x86 CPU (``bench.py --modern-only``:
+  minGRU, minLSTM, LRU and RG-LRU, forward+backward, B=8, I=H=256, T=256,
+  1024 and 4096): the associative scan ran 1.2x to 2.0x the time of the
+  sequential one in every row. It does about twice the elementwise work, and
+  two cores cannot run its log T levels wide. On GPU
+  and TPU the sequential scan runs T dependent steps on a device built for
+  wide ones; there the associative scan is the usual choice (recurrentgemma,
+  S5), not measured here.
+  """
+  return "sequential" if jax.default_backend() == "cpu" else "associative"
+
+
+def output_dtype(params, x) -> Any:
+  """The outputs' dtype: that of the inputs and params together (the
+  recurrence itself runs in :func:`accumulator`)."""
+  return jnp.result_type(x.dtype, *(p.dtype for p in jax.tree.leaves(params)))
+
+
+def accumulator(*dtypes) -> Any:
+  """The dtype the recurrence is solved in: at least float32."""
+  return jnp.promote_types(jnp.result_type(*dtypes), jnp.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearRecurrentCell(base.Cell):
+  """Base class of the cells whose state is linear in itself.
+
+  Subclasses define :meth:`coefficients` (and :meth:`readout`,
+  :meth:`state` and :meth:`to_carry` where ``y = h`` and the carry ``(h,)``
+  do not fit), plus ``init`` and the size methods.
+
+  Attributes:
+    method: how a sequence layer solves the recurrence: ``"auto"``
+      (default), ``"associative"`` or ``"sequential"``; see the module.
+  """
+
+  method: str = "auto"
+
+  def __post_init__(self):
+    if self.method not in METHODS:
+      raise ValueError(f"method: expected one of {METHODS}, got {self.method!r}")
+
+  @abc.abstractmethod
+  def coefficients(self, params, x) -> tuple:
+    """``(a, b)`` of ``h' = a ⊙ h + b`` for inputs ``x`` of any leading shape."""
+
+  def readout(self, params, h, x):
+    """The output from the new state and the input: ``h`` by default."""
+    del params, x
+    return h
+
+  def state(self, carry):
+    """The carry as the one array the recurrence runs on."""
+    return carry.h
+
+  def to_carry(self, h):
+    """The inverse of :meth:`state`."""
+    return self.carry_type(h)
+
+  def input_projection(self, params, x):
+    """The identity: :meth:`coefficients` reads ``x`` itself."""
+    del params
+    return x
+
+  def recurrence(self, params, carry, x):
+    a, b = self.coefficients(params, x)
+    h = a * self.state(carry) + b
+    new = jax.tree.map(lambda n, o: n.astype(o.dtype), self.to_carry(h), carry)
+    return new, self.readout(params, h, x).astype(output_dtype(params, x))
+
+  def splits_step(self) -> bool:
+    return False
+
+  def initial_carry(self, params, batch_shape=(), dtype=None):
+    """Zeros; ``dtype`` defaults to the params' dtype."""
+    if dtype is None:
+      self.check_params(params)
+      dtype = jax.tree.leaves(params)[0].dtype
+    return super().initial_carry(params, batch_shape, dtype)
+
+  def _size_fields(self) -> dict:
+    return {"w_i": 2}
+
+  def input_size(self, params) -> int:
+    return params.w_i.shape[0]
+
+  def hidden_size(self, params) -> int:
+    return params.w_i.shape[1] // self.num_gates
+
+  def _param_shapes(self, params) -> dict:
+    k = self.num_gates * self.hidden_size(params)
+    return {"w_i": (self.input_size(params), k), "b_i": (k,)}
+
+  def resolved_method(self) -> str:
+    return default_method() if self.method == "auto" else self.method
+
+
+def run(cell: LinearRecurrentCell, params, xs, carry, valid, *, reverse: bool,
+        unroll: int):
+  """``(final_carry, ys)`` over time-major ``xs``, as ``scan.run_cell``."""
+  a, b = cell.coefficients(params, xs)
+  if valid is not None:
+    v = valid[..., None]
+    a = jnp.where(v, a, jnp.ones_like(a))
+    b = jnp.where(v, b, jnp.zeros_like(b))
+  h0 = cell.state(carry).astype(jnp.result_type(a, b))
+  hs = solve(a, b, h0, reverse=reverse, method=cell.resolved_method(),
+             unroll=unroll)
+  ys = cell.readout(params, hs, xs).astype(output_dtype(params, xs))
+  if valid is not None:
+    ys = jnp.where(valid[..., None], ys, jnp.zeros_like(ys))
+  final = cell.to_carry(hs[0] if reverse else hs[-1])
+  final = jax.tree.map(lambda n, o: n.astype(o.dtype), final, carry)
+  return final, ys
+
+
+def solve(a, b, h0, *, reverse: bool, method: str, unroll: int = 1):
+  """Every ``h_t`` of ``h_t = a_t h_{t-1} + b_t`` from ``h0`` (time axis 0;
+  from the last step back when ``reverse``)."""
+  if method == "sequential" or a.shape[0] == 0:
+    def step(h, ab):
+      h = ab[0] * h + ab[1]
+      return h, h
+    return jax.lax.scan(step, h0, (a, b), reverse=reverse, unroll=unroll)[1]
+  first = -1 if reverse else 0
+  b = b.at[first].add(a[first] * h0)
+  return jax.lax.associative_scan(_compose, (a, b), reverse=reverse, axis=0)[1]
+
+
+def _compose(earlier, later):
+  """Two steps as one: ``later(earlier(h))``."""
+  a_e, b_e = earlier
+  a_l, b_l = later
+  return a_e * a_l, a_l * b_e + b_l

@@ -1,0 +1,134 @@
+"""The minimal RNNs of Feng et al. (2024), "Were RNNs All We Needed?":
+minGRU and minLSTM, whose gates see only the input.
+
+Both are linear recurrences (:mod:`jaxrnn._src.linear_scan`): a sequence
+layer computes every step's gates at once and solves ``h_t = a_t ⊙ h_{t-1} +
+b_t`` sequentially or with a parallel scan. The paper also gives a log-space
+form (a positive candidate ``g(x)`` and Heinsen's log-space scan); it is not
+offered here: the linear-space form is exact in float32 for the sequence
+lengths tested (T=4096), and the log-space one changes the model (positive
+states only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn._src import base
+from jaxrnn._src import linear_scan
+
+
+class MinGRUParams(NamedTuple):
+  """Params of :class:`MinGRUCell`; blocks in the order ``z, h̃``.
+
+  Attributes:
+    w_i: ``(input_size, 2*hidden_size)``.
+    b_i: ``(2*hidden_size,)``.
+  """
+
+  w_i: jax.Array
+  b_i: jax.Array
+
+
+class MinLSTMParams(NamedTuple):
+  """Params of :class:`MinLSTMCell`; blocks in the order ``f, i, h̃``.
+
+  Attributes:
+    w_i: ``(input_size, 3*hidden_size)``.
+    b_i: ``(3*hidden_size,)``.
+  """
+
+  w_i: jax.Array
+  b_i: jax.Array
+
+
+def _init(key, input_size, hidden_size, num_blocks, dtype, initializer):
+  """LeCun-normal input weights (drawn in at least float32), zero biases."""
+  base.check_sizes(input_size, hidden_size)
+  if initializer != "default":
+    raise ValueError(f"initializer: expected 'default' (the paper's cells have "
+                     f"no PyTorch counterpart), got {initializer!r}")
+  k = num_blocks * hidden_size
+  w = jax.nn.initializers.lecun_normal()(
+      key, (input_size, k), jnp.promote_types(dtype, jnp.float32))
+  return w.astype(dtype), jnp.zeros((k,), dtype)
+
+
+def _projection(params, x):
+  acc = linear_scan.accumulator(x.dtype, params.w_i.dtype)
+  return x.astype(acc) @ params.w_i.astype(acc) + params.b_i.astype(acc)
+
+
+@dataclasses.dataclass(frozen=True)
+class MinGRUCell(linear_scan.LinearRecurrentCell):
+  r"""minGRU (Feng et al., 2024): a GRU whose gate and candidate see only
+  ``x``.
+
+  .. math::
+
+    z &= \sigma(x W_z + b_z), \qquad \tilde h = x W_h + b_h \\
+    h' &= (1 - z) \odot h + z \odot \tilde h, \qquad y = h'
+
+  Blocks ``z, h̃`` in ``w_i``; carry :class:`RNNState` ``(h,)``. A linear
+  recurrence with ``a = 1 - z``, ``b = z ⊙ h̃``.
+
+  Attributes:
+    method: ``"auto"``, ``"associative"`` or ``"sequential"``; see
+      :mod:`jaxrnn._src.linear_scan`.
+  """
+
+  params_type = MinGRUParams
+  carry_type = base.RNNState
+  num_gates = 2
+
+  def init(self, key, input_size, hidden_size, *, dtype: Any = jnp.float32,
+           initializer: str = "default") -> MinGRUParams:
+    """LeCun-normal ``w_i``, zero ``b_i``."""
+    return MinGRUParams(*_init(key, input_size, hidden_size, 2, dtype, initializer))
+
+  def coefficients(self, params, x):
+    z, candidate = jnp.split(_projection(params, x), 2, axis=-1)
+    z = base.sigmoid(z)
+    return 1 - z, z * candidate
+
+
+@dataclasses.dataclass(frozen=True)
+class MinLSTMCell(linear_scan.LinearRecurrentCell):
+  r"""minLSTM (Feng et al., 2024): an LSTM without output gate or cell
+  nonlinearity, whose forget and input gates see only ``x`` and are
+  normalised to sum to one.
+
+  .. math::
+
+    f &= \sigma(x W_f + b_f), \quad i = \sigma(x W_i + b_i), \quad
+    \tilde h = x W_h + b_h \\
+    f' &= \frac{f}{f + i}, \quad i' = \frac{i}{f + i} \\
+    h' &= f' \odot h + i' \odot \tilde h, \qquad y = h'
+
+  Blocks ``f, i, h̃`` in ``w_i``; carry :class:`RNNState` ``(h,)``. A linear
+  recurrence with ``a = f'``, ``b = i' ⊙ h̃``. The normalisation is computed
+  as ``f' = σ(log σ(z_f) − log σ(z_i))``, equal to ``f / (f + i)`` and free
+  of a division by a sum that can round to zero.
+
+  Attributes:
+    method: ``"auto"``, ``"associative"`` or ``"sequential"``; see
+      :mod:`jaxrnn._src.linear_scan`.
+  """
+
+  params_type = MinLSTMParams
+  carry_type = base.RNNState
+  num_gates = 3
+
+  def init(self, key, input_size, hidden_size, *, dtype: Any = jnp.float32,
+           initializer: str = "default") -> MinLSTMParams:
+    """LeCun-normal ``w_i``, zero ``b_i``."""
+    return MinLSTMParams(*_init(key, input_size, hidden_size, 3, dtype, initializer))
+
+  def coefficients(self, params, x):
+    z_f, z_i, candidate = jnp.split(_projection(params, x), 3, axis=-1)
+    f = jax.nn.sigmoid(jax.nn.log_sigmoid(z_f) - jax.nn.log_sigmoid(z_i))
+    return f, (1 - f) * candidate
