@@ -37,6 +37,9 @@ from jaxrnn._src.scan import which_engine
 from jaxrnn._native import available as native_available
 from jaxrnn._native import status as native_status
 from jaxrnn._src.simple import SimpleRNNCell
+from jaxrnn._src.slstm import SLSTMCell
+from jaxrnn._src.slstm import SLSTMParams
+from jaxrnn._src.slstm import SLSTMState
 from jaxrnn._src.simple import SimpleRNNParams
 
 __version__ = "0.1.0"
@@ -68,6 +71,9 @@ __all__ = (
     "RGLRUCell",
     "RGLRUParams",
     "RNNState",
+    "SLSTMCell",
+    "SLSTMParams",
+    "SLSTMState",
     "SimpleRNNCell",
     "SimpleRNNParams",
     "Stacked",

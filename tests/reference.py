@@ -131,3 +131,26 @@ def rg_lru(p, state, x, c=8.0):
   a = np.exp(-c * r * np.log1p(np.exp(p.a_param)))
   h = a * h + np.sqrt(1 - a ** 2) * (i * x)
   return (h,), h
+
+
+def slstm(p, state, x, forget_gate="sigmoid"):
+  """Beck et al. (2024), sLSTM, stabilised (their equations 15-17), with the
+  recurrent weights applied head by head."""
+  h, c, n, m = state
+  K, d = p.w_h.shape[:2]
+  H = K * d
+  rec = np.zeros(h.shape[:-1] + (4 * H,))
+  for k in range(K):
+    head = h[..., k * d:(k + 1) * d] @ p.w_h[k]  # (..., 4d), gates i, f, z, o
+    for g in range(4):
+      rec[..., g * H + k * d:g * H + (k + 1) * d] = head[..., g * d:(g + 1) * d]
+  pre = x @ p.w_i + p.b + rec
+  i_t, f_t, z_t, o_t = (pre[..., g * H:(g + 1) * H] for g in range(4))
+  log_f = np.log(sigmoid(f_t)) if forget_gate == "sigmoid" else f_t
+  m_new = np.maximum(log_f + m, i_t)
+  i = np.exp(i_t - m_new)
+  f = np.exp(log_f + m - m_new)
+  c = f * c + i * np.tanh(z_t)
+  n = f * n + i
+  h = sigmoid(o_t) * c / n
+  return (h, c, n, m_new), h

@@ -1,5 +1,6 @@
-"""The linear-recurrence cells (minGRU, minLSTM, LRU, RG-LRU) and the
-parallel-in-time path, against NumPy written from the papers' equations."""
+"""The cells of 2023-2024: the linear recurrences (minGRU, minLSTM, LRU,
+RG-LRU) with their parallel-in-time path, and the sLSTM, against NumPy
+written from the papers' equations."""
 
 import dataclasses
 import functools
@@ -176,7 +177,7 @@ def test_layers_and_modules():
   assert ys.shape == (2, 6, 8)  # the LRU's output has its input's size
   _, ys_remat = stack(params, xs, seq_lengths=lengths, remat=True)
   np.testing.assert_allclose(ys_remat, ys, rtol=1e-12)
-  for cell in (jaxrnn.RGLRUCell(), jaxrnn.MinGRUCell()):
+  for cell in (jaxrnn.RGLRUCell(), jaxrnn.MinGRUCell(), jaxrnn.SLSTMCell()):
     module = jrl.RNN(cell, hidden_size=3)
     variables = module.init(jax.random.key(2), xs)
     np.testing.assert_array_equal(
@@ -202,3 +203,51 @@ def test_errors_name_the_argument():
     jaxrnn.scan(cell, params, jnp.ones((2, 5, 3)), impl="native")
   engine, reason = jaxrnn.which_engine(cell, params, jnp.ones((2, 5, 3)))
   assert engine == "linear" and "sequential" in reason
+
+
+# ------------------------------------------------------------------ sLSTM
+def slstm_case(cell, batch_shape, T, H=4, seed=0):
+  """A random carry with a positive normaliser n (as any reachable state)."""
+  k_p, k_x, k_c, k_v = jax.random.split(jax.random.key(seed), 4)
+  params = cell.init(k_p, 3, H, dtype=jnp.float64)
+  params = params._replace(b=0.5 * jax.random.normal(k_p, params.b.shape, jnp.float64))
+  h, c, n, m = (jax.random.normal(k, (*batch_shape, H), jnp.float64)
+                for k in jax.random.split(k_c, 4))
+  carry = jaxrnn.SLSTMState(h, c, jnp.abs(n) + 0.5, m)
+  xs = jax.random.normal(k_x, (*batch_shape, T, 3), jnp.float64)
+  return params, xs, carry, jax.random.bernoulli(k_v, 0.7, (*batch_shape, T))
+
+
+@pytest.mark.parametrize("forget_gate", ["sigmoid", "exp"])
+def test_slstm_matches_numpy(forget_gate):
+  cell = jaxrnn.SLSTMCell(num_heads=2, forget_gate=forget_gate)
+  ref = functools.partial(reference.slstm, forget_gate=forget_gate)
+  params, xs, carry, mask = slstm_case(cell, (2, 3), T=7)
+  got_carry, got_y = cell(params, carry, xs[..., 0, :])
+  want_carry, want_y = ref(type(params)(*map(np.asarray, params)),
+                           tuple(map(np.asarray, carry)), np.asarray(xs[..., 0, :]))
+  np.testing.assert_allclose(got_y, want_y, rtol=1e-12, atol=1e-12)
+  jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12),
+               tuple(got_carry), want_carry)
+  for reverse in (False, True):
+    got = jaxrnn.scan(cell, params, xs, initial_carry=carry, mask=mask, reverse=reverse)
+    want = numpy_layer(ref, params, xs, carry, mask, reverse)
+    jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-12),
+                 (tuple(got[0]), got[1]), want)
+
+
+def test_slstm_gradients_and_zero_start():
+  cell = jaxrnn.SLSTMCell(num_heads=2)
+  params, xs, carry, mask = slstm_case(cell, (2,), T=4)
+  f = lambda p, x, c: jaxrnn.scan(cell, p, x, initial_carry=c, mask=mask)
+  check_grads(f, (params, xs, carry), order=1, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6)
+  # From the zero carry (n = 0) over a long sequence: finite everywhere.
+  xs = 3 * jax.random.normal(jax.random.key(5), (2, 2000, 3))
+  p32 = cell.init(jax.random.key(6), 3, 4)
+  loss = lambda p: jaxrnn.scan(cell, p, xs)[1].sum()
+  value, grads = jax.value_and_grad(loss)(p32)
+  assert np.isfinite(value) and all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
+  with pytest.raises(ValueError, match="hidden_size: expected a multiple of num_heads"):
+    jaxrnn.SLSTMCell(num_heads=3).init(jax.random.key(0), 3, 4)
+  with pytest.raises(ValueError, match="forget_gate"):
+    jaxrnn.SLSTMCell(forget_gate="tanh")
