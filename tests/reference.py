@@ -89,23 +89,30 @@ def projected_lstm(p, state, x):
 
 
 # ---------------------------------------------------- linear recurrences
-def min_gru(p, state, x):
+def g(x):
+  """Feng et al. (2024)'s positive candidate map, for the log-space form."""
+  return np.where(x >= 0, x + 0.5, sigmoid(x))
+
+
+def min_gru(p, state, x, log_space=False):
   """Feng et al. (2024), minGRU."""
   (h,) = state
   H = p.w_i.shape[1] // 2
   z = sigmoid(x @ p.w_i[:, :H] + p.b_i[:H])
   candidate = x @ p.w_i[:, H:] + p.b_i[H:]
+  candidate = g(candidate) if log_space else candidate
   h = (1 - z) * h + z * candidate
   return (h,), h
 
 
-def min_lstm(p, state, x):
+def min_lstm(p, state, x, log_space=False):
   """Feng et al. (2024), minLSTM, with the normalised gates."""
   (h,) = state
   H = p.w_i.shape[1] // 3
   f = sigmoid(x @ p.w_i[:, :H] + p.b_i[:H])
   i = sigmoid(x @ p.w_i[:, H:2 * H] + p.b_i[H:2 * H])
   candidate = x @ p.w_i[:, 2 * H:] + p.b_i[2 * H:]
+  candidate = g(candidate) if log_space else candidate
   h = f / (f + i) * h + i / (f + i) * candidate
   return (h,), h
 

@@ -23,6 +23,7 @@ def run(args, tmp_path):
     ("char_lm.py", ["summary.json", "metrics.csv", "bits_per_char.png"]),
     ("forecast.py", ["summary.json", "forecast.png"]),
     ("classify.py", ["summary.json", "metrics.json"]),
+    ("long_range.py", ["table.md", "summary.json", "learning_curves.png"]),
 ])
 def test_example_smoke(script, outputs, tmp_path):
   out = run([f"examples/{script}", "--smoke", "--no-progress", "--results-dir", str(tmp_path)],
@@ -31,14 +32,14 @@ def test_example_smoke(script, outputs, tmp_path):
     assert (tmp_path / name).stat().st_size > 0, name
   summary = json.loads((tmp_path / "summary.json").read_text())
   assert str(tmp_path) in out
-  if script == "adding_problem.py":  # the table has every cell type
+  if script in ("adding_problem.py", "long_range.py"):  # every cell type
     assert len(summary["results"]) == 7
     for row in summary["results"]:
       assert row["label"] in out and 0 <= row["test_mse"] < 10
 
 
 @pytest.mark.parametrize("script", ["adding_problem.py", "char_lm.py", "forecast.py",
-                                    "classify.py", "../benchmarks/bench.py",
+                                    "classify.py", "long_range.py", "../benchmarks/bench.py",
                                     "../benchmarks/profile_native.py"])
 def test_help(script, tmp_path):
   assert "usage" in run([f"examples/{script}", "--help"], tmp_path)

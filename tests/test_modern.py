@@ -251,3 +251,28 @@ def test_slstm_gradients_and_zero_start():
     jaxrnn.SLSTMCell(num_heads=3).init(jax.random.key(0), 3, 4)
   with pytest.raises(ValueError, match="forget_gate"):
     jaxrnn.SLSTMCell(forget_gate="tanh")
+
+
+# ------------------------------------------------------ log-space minGRU/LSTM
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("name", ["min_gru", "min_lstm"])
+def test_log_space_matches_numpy(name, method):
+  """The log-space form (positive candidate g, solved on log h) equals the
+  NumPy loop of its equations in linear space; both directions, masked, from
+  a positive carry; then from zeros behind masked leading steps, where the
+  gradients stay finite."""
+  cell = dataclasses.replace(MODERN[name][0], log_space=True, method=method)
+  ref = functools.partial(MODERN[name][1], log_space=True)
+  params, xs, carry, mask = case(cell, (2, 3), T=9)
+  carry = jax.tree.map(jnp.abs, carry)
+  for reverse in (False, True):
+    got = jaxrnn.scan(cell, params, xs, initial_carry=carry, mask=mask, reverse=reverse)
+    want = numpy_layer(ref, params, xs, carry, mask, reverse)
+    jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-12),
+                 (tuple(got[0]), got[1]), want)
+  lead = mask.at[..., :3].set(False)
+  loss = lambda p, x: jaxrnn.scan(cell, p, x, mask=lead)[1].sum()
+  grads = jax.grad(loss, argnums=(0, 1))(params, xs)
+  assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
+  check_grads(lambda p, x: jaxrnn.scan(cell, p, x, initial_carry=carry, mask=mask)[1],
+              (params, xs), order=1, modes=("rev",), atol=1e-5, rtol=1e-5)

@@ -37,6 +37,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrnn._src import base
 
@@ -92,6 +93,15 @@ class LinearRecurrentCell(base.Cell):
   def coefficients(self, params, x) -> tuple:
     """``(a, b)`` of ``h' = a ⊙ h + b`` for inputs ``x`` of any leading shape."""
 
+  def log_coefficients(self, params, x):
+    """``(log a, log b)`` for cells solved in log space (:meth:`in_log_space`),
+    whose ``a`` and ``b`` are positive."""
+    raise NotImplementedError(f"{type(self).__name__} has no log-space form")
+
+  def in_log_space(self) -> bool:
+    """Whether sequence layers solve ``log h`` (Heinsen, 2023) instead of ``h``."""
+    return False
+
   def readout(self, params, h, x):
     """The output from the new state and the input: ``h`` by default."""
     del params, x
@@ -146,14 +156,26 @@ class LinearRecurrentCell(base.Cell):
 def run(cell: LinearRecurrentCell, params, xs, carry, valid, *, reverse: bool,
         unroll: int):
   """``(final_carry, ys)`` over time-major ``xs``, as ``scan.run_cell``."""
-  a, b = cell.coefficients(params, xs)
-  if valid is not None:
-    v = valid[..., None]
-    a = jnp.where(v, a, jnp.ones_like(a))
-    b = jnp.where(v, b, jnp.zeros_like(b))
-  h0 = cell.state(carry).astype(jnp.result_type(a, b))
-  hs = solve(a, b, h0, reverse=reverse, method=cell.resolved_method(),
-             unroll=unroll)
+  method = cell.resolved_method()
+  if cell.in_log_space():
+    log_a, log_b = cell.log_coefficients(params, xs)
+    floor = _log_floor(log_b.dtype)
+    if valid is not None:
+      v = valid[..., None]
+      log_a = jnp.where(v, log_a, jnp.zeros_like(log_a))
+      log_b = jnp.where(v, log_b, jnp.full_like(log_b, floor))
+    h0 = cell.state(carry).astype(log_b.dtype)
+    log_h0 = jnp.log(jnp.maximum(h0, jnp.exp(floor)))
+    hs = jnp.exp(solve_log(log_a, log_b, log_h0, reverse=reverse, method=method,
+                           unroll=unroll))
+  else:
+    a, b = cell.coefficients(params, xs)
+    if valid is not None:
+      v = valid[..., None]
+      a = jnp.where(v, a, jnp.ones_like(a))
+      b = jnp.where(v, b, jnp.zeros_like(b))
+    h0 = cell.state(carry).astype(jnp.result_type(a, b))
+    hs = solve(a, b, h0, reverse=reverse, method=method, unroll=unroll)
   ys = cell.readout(params, hs, xs).astype(output_dtype(params, xs))
   if valid is not None:
     ys = jnp.where(valid[..., None], ys, jnp.zeros_like(ys))
@@ -173,6 +195,36 @@ def solve(a, b, h0, *, reverse: bool, method: str, unroll: int = 1):
   first = -1 if reverse else 0
   b = b.at[first].add(a[first] * h0)
   return jax.lax.associative_scan(_compose, (a, b), reverse=reverse, axis=0)[1]
+
+
+def solve_log(log_a, log_b, log_h0, *, reverse: bool, method: str, unroll: int = 1):
+  """:func:`solve` on logarithms: ``log h_t = logaddexp(log a_t + log h_{t-1},
+  log b_t)``, for positive ``a``, ``b`` and ``h0`` (Heinsen, 2023, "Efficient
+  Parallelization of a Ubiquitous Sequential Computation", as an associative
+  scan)."""
+  if method == "sequential" or log_a.shape[0] == 0:
+    def step(h, ab):
+      h = jnp.logaddexp(ab[0] + h, ab[1])
+      return h, h
+    return jax.lax.scan(step, log_h0, (log_a, log_b), reverse=reverse,
+                        unroll=unroll)[1]
+  first = -1 if reverse else 0
+  log_b = log_b.at[first].set(jnp.logaddexp(log_a[first] + log_h0, log_b[first]))
+  return jax.lax.associative_scan(_compose_log, (log_a, log_b), reverse=reverse,
+                                  axis=0)[1]
+
+
+def _log_floor(dtype):
+  """The log of the smallest normal number: log-space zero, kept finite so
+  that no gradient meets ``-inf - -inf``. A state of exactly 0 (an initial
+  carry of zeros) enters as this, a contribution below float rounding."""
+  return float(np.log(jnp.finfo(dtype).tiny))
+
+
+def _compose_log(earlier, later):
+  a_e, b_e = earlier
+  a_l, b_l = later
+  return a_e + a_l, jnp.logaddexp(a_l + b_e, b_l)
 
 
 def _compose(earlier, later):

@@ -3,11 +3,18 @@ minGRU and minLSTM, whose gates see only the input.
 
 Both are linear recurrences (:mod:`jaxrnn._src.linear_scan`): a sequence
 layer computes every step's gates at once and solves ``h_t = a_t ⊙ h_{t-1} +
-b_t`` sequentially or with a parallel scan. The paper also gives a log-space
-form (a positive candidate ``g(x)`` and Heinsen's log-space scan); it is not
-offered here: the linear-space form is exact in float32 for the sequence
-lengths tested (T=4096), and the log-space one changes the model (positive
-states only).
+b_t`` sequentially or with a parallel scan.
+
+``log_space=True`` is the paper's log-space form: the candidate passes
+through ``g(x) = x + 1/2`` for ``x ≥ 0`` and ``σ(x)`` below (positive, so the
+state stays positive), and sequence layers solve ``log h`` with Heinsen's
+log-space scan. It is a different model (positive states), not only a
+different solver. The default is the plain form: the paper needs log space
+for its parallel formula, which divides by cumulative products of ``a`` that
+underflow on long sequences; the associative scan here composes steps
+without that division, and matches a step loop in float32 at T=4096
+(tests/test_modern.py), so linear space needs no such help. With
+``log_space=True`` the initial carry must be non-negative.
 """
 
 from __future__ import annotations
@@ -58,13 +65,31 @@ def _init(key, input_size, hidden_size, num_blocks, dtype, initializer):
   return w.astype(dtype), jnp.zeros((k,), dtype)
 
 
+def _log_g(x):
+  """``log g(x)``, ``g(x) = x + 1/2`` for ``x ≥ 0`` and ``σ(x)`` below."""
+  return jnp.where(x >= 0, jnp.log(jnp.maximum(x, 0) + 0.5), jax.nn.log_sigmoid(x))
+
+
+class _LogSpace:
+  """``coefficients`` as the exponentials of ``log_coefficients`` when the
+  cell's ``log_space`` is set; mixed into the two cells below."""
+
+  def in_log_space(self) -> bool:
+    return self.log_space
+
+  def coefficients(self, params, x):
+    if self.log_space:
+      return tuple(jnp.exp(c) for c in self.log_coefficients(params, x))
+    return self.linear_coefficients(params, x)
+
+
 def _projection(params, x):
   acc = linear_scan.accumulator(x.dtype, params.w_i.dtype)
   return x.astype(acc) @ params.w_i.astype(acc) + params.b_i.astype(acc)
 
 
 @dataclasses.dataclass(frozen=True)
-class MinGRUCell(linear_scan.LinearRecurrentCell):
+class MinGRUCell(_LogSpace, linear_scan.LinearRecurrentCell):
   r"""minGRU (Feng et al., 2024): a GRU whose gate and candidate see only
   ``x``.
 
@@ -74,9 +99,10 @@ class MinGRUCell(linear_scan.LinearRecurrentCell):
     h' &= (1 - z) \odot h + z \odot \tilde h, \qquad y = h'
 
   Blocks ``z, h̃`` in ``w_i``; carry :class:`RNNState` ``(h,)``. A linear
-  recurrence with ``a = 1 - z``, ``b = z ⊙ h̃``.
+  recurrence with ``a = 1 - z``, ``b = z ⊙ h̃`` (``z ⊙ g(h̃)`` in log space).
 
   Attributes:
+    log_space: the paper's log-space form (see the module).
     method: ``"auto"``, ``"associative"`` or ``"sequential"``; see
       :mod:`jaxrnn._src.linear_scan`.
   """
@@ -90,14 +116,20 @@ class MinGRUCell(linear_scan.LinearRecurrentCell):
     """LeCun-normal ``w_i``, zero ``b_i``."""
     return MinGRUParams(*_init(key, input_size, hidden_size, 2, dtype, initializer))
 
-  def coefficients(self, params, x):
+  log_space: bool = False
+
+  def linear_coefficients(self, params, x):
     z, candidate = jnp.split(_projection(params, x), 2, axis=-1)
     z = base.sigmoid(z)
     return 1 - z, z * candidate
 
+  def log_coefficients(self, params, x):
+    k, candidate = jnp.split(_projection(params, x), 2, axis=-1)
+    return jax.nn.log_sigmoid(-k), jax.nn.log_sigmoid(k) + _log_g(candidate)
+
 
 @dataclasses.dataclass(frozen=True)
-class MinLSTMCell(linear_scan.LinearRecurrentCell):
+class MinLSTMCell(_LogSpace, linear_scan.LinearRecurrentCell):
   r"""minLSTM (Feng et al., 2024): an LSTM without output gate or cell
   nonlinearity, whose forget and input gates see only ``x`` and are
   normalised to sum to one.
@@ -112,9 +144,11 @@ class MinLSTMCell(linear_scan.LinearRecurrentCell):
   Blocks ``f, i, h̃`` in ``w_i``; carry :class:`RNNState` ``(h,)``. A linear
   recurrence with ``a = f'``, ``b = i' ⊙ h̃``. The normalisation is computed
   as ``f' = σ(log σ(z_f) − log σ(z_i))``, equal to ``f / (f + i)`` and free
-  of a division by a sum that can round to zero.
+  of a division by a sum that can round to zero. In log space ``h̃`` becomes
+  ``g(h̃)``.
 
   Attributes:
+    log_space: the paper's log-space form (see the module).
     method: ``"auto"``, ``"associative"`` or ``"sequential"``; see
       :mod:`jaxrnn._src.linear_scan`.
   """
@@ -128,7 +162,14 @@ class MinLSTMCell(linear_scan.LinearRecurrentCell):
     """LeCun-normal ``w_i``, zero ``b_i``."""
     return MinLSTMParams(*_init(key, input_size, hidden_size, 3, dtype, initializer))
 
-  def coefficients(self, params, x):
+  log_space: bool = False
+
+  def linear_coefficients(self, params, x):
     z_f, z_i, candidate = jnp.split(_projection(params, x), 3, axis=-1)
     f = jax.nn.sigmoid(jax.nn.log_sigmoid(z_f) - jax.nn.log_sigmoid(z_i))
     return f, (1 - f) * candidate
+
+  def log_coefficients(self, params, x):
+    z_f, z_i, candidate = jnp.split(_projection(params, x), 3, axis=-1)
+    diff = jax.nn.log_sigmoid(z_f) - jax.nn.log_sigmoid(z_i)
+    return jax.nn.log_sigmoid(diff), jax.nn.log_sigmoid(-diff) + _log_g(candidate)

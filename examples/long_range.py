@@ -1,0 +1,153 @@
+"""Long memory: the adding problem at T=1000, the cells of 2023-2024 against
+LSTM and GRU.
+
+The task is examples/adding_problem.py's (two marked values, one in each half
+of the sequence; predict their sum; the mean predictor scores MSE ~0.167 and
+below 0.01 counts as solved), at ten times the length. Every model is the
+same but for its recurrent cell: a linear embedding of the (value, marker)
+pairs to the hidden size, the cell over the sequence, and a linear read-out
+of the last step's output; Adam with warm-up, cosine decay and gradient
+clipping. The table gives the final test MSE, the step and wall-clock time
+at which the test MSE first fell below 0.01, and the total training time.
+
+  python examples/long_range.py                  # T=1000, every cell (~10 min on 2 CPU cores)
+  python examples/long_range.py --cells min_gru,lstm --length 2000
+  python examples/long_range.py --smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+import jax
+
+import jaxrnn
+from jaxrnn import train
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from adding_problem import MEAN_BASELINE, SOLVED, adding_batch  # noqa: E402
+
+CELLS = {
+    "lstm": ("LSTM", jaxrnn.LSTMCell()),
+    "gru": ("GRU", jaxrnn.GRUCell()),
+    "min_gru": ("minGRU", jaxrnn.MinGRUCell()),
+    "min_lstm": ("minLSTM", jaxrnn.MinLSTMCell()),
+    "lru": ("LRU (ring 0.9-0.999)", jaxrnn.LRUCell(r_min=0.9, r_max=0.999, max_phase=0.314)),
+    "rg_lru": ("RG-LRU", jaxrnn.RGLRUCell()),
+    "slstm": ("sLSTM (4 heads)", jaxrnn.SLSTMCell(num_heads=4)),
+}
+
+
+def train_cell(name, args, test_set):
+  label, cell = CELLS[name]
+  embed, readout = jaxrnn.Linear(), jaxrnn.Linear()
+  k_embed, k_cell, k_out, k_data = jax.random.split(jax.random.key(args.seed), 4)
+  H = args.hidden_size
+  cell_params = cell.init(k_cell, H, H)
+  params = (embed.init(k_embed, 2, H), cell_params,
+            readout.init(k_out, cell.output_size(cell_params), 1))
+
+  def loss_fn(params, batch):
+    xs, targets = batch
+    _, ys = jaxrnn.scan(cell, params[1], embed(params[0], xs))
+    return train.regression_loss(readout(params[2], ys[:, -1])[..., 0], targets)
+
+  optimizer = train.make_optimizer(args.learning_rate, clip_norm=1.0,
+                                   warmup_steps=min(100, args.steps // 10),
+                                   total_steps=args.steps)
+  state = train.create_train_state(params, optimizer)
+  evaluate = train.make_eval_step(loss_fn)
+  solved_at = {}
+
+  def eval_fn(params):
+    metrics = evaluate(params, test_set)
+    if float(metrics["mse"]) < SOLVED and not solved_at:
+      solved_at["seconds"] = time.perf_counter() - start
+    return metrics
+
+  batch_fn = lambda step: adding_batch(jax.random.fold_in(k_data, step),
+                                       args.batch_size, args.length)
+  start = time.perf_counter()
+  state, history = train.fit(
+      train.make_train_step(loss_fn, optimizer), state, batch_fn,
+      num_steps=args.steps, eval_fn=eval_fn, eval_every=args.eval_every,
+      log_every=args.eval_every, progress=not args.no_progress,
+      description=f"{label:22s}")
+  seconds = time.perf_counter() - start
+  solved_step = next((r["step"] for r in history
+                      if r.get("eval/mse", 1.0) < SOLVED), None)
+  return {"cell": name, "label": label, "test_mse": history[-1]["eval/mse"],
+          "solved_step": solved_step, "solved_seconds": solved_at.get("seconds"),
+          "seconds": seconds, "steps": args.steps}, history
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--length", type=int, default=1000, help="sequence length T")
+  parser.add_argument("--cells", default=",".join(CELLS),
+                      help=f"comma-separated, from {','.join(CELLS)}")
+  parser.add_argument("--hidden-size", type=int, default=64)
+  parser.add_argument("--batch-size", type=int, default=32)
+  parser.add_argument("--steps", type=int, default=1000)
+  parser.add_argument("--learning-rate", type=float, default=3e-3)
+  parser.add_argument("--eval-every", type=int, default=50)
+  parser.add_argument("--test-size", type=int, default=1000)
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--results-dir", default=None,
+                      help="default: results/long_range_T<length>")
+  parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+  parser.add_argument("--smoke", action="store_true",
+                      help="a few steps on short sequences, to check that it runs")
+  args = parser.parse_args(argv)
+  if args.smoke:
+    args.length, args.steps, args.eval_every, args.test_size = 12, 10, 5, 64
+  cells = [c for c in args.cells.split(",") if c]
+  unknown = [c for c in cells if c not in CELLS]
+  if unknown:
+    parser.error(f"--cells: unknown {unknown}; choose from {list(CELLS)}")
+  results_dir = pathlib.Path(args.results_dir or f"results/long_range_T{args.length}")
+
+  print(f"Adding problem, T={args.length}, hidden {args.hidden_size}, batch "
+        f"{args.batch_size}, {args.steps} steps per cell, on "
+        f"{jax.devices()[0].platform}. Mean predictor ~{MEAN_BASELINE:.3f}; "
+        f"solved means test MSE < {SOLVED}.\n")
+  test_set = adding_batch(jax.random.key(10_000 + args.seed), args.test_size, args.length)
+  rows, curves = [], train.History()
+  for name in cells:
+    row, history = train_cell(name, args, test_set)
+    rows.append(row)
+    for record in history:
+      curves.append({"step": record["step"], f"{name}/test_mse": record["eval/mse"]})
+
+  table = ["| cell | test MSE | solved at step | time to solve | train time |",
+           "|---|---|---|---|---|"]
+  for r in rows:
+    solved = r["solved_step"] is not None
+    step = r["solved_step"] if solved else "not solved"
+    when = f"{r['solved_seconds']:.0f} s" if solved else "–"
+    table.append(f"| {r['label']} | {r['test_mse']:.4f} | {step} | {when} | "
+                 f"{r['seconds']:.0f} s |")
+  table = "\n".join(table)
+  print(f"\nAfter {args.steps} steps at T={args.length}:\n")
+  print(table)
+
+  results_dir.mkdir(parents=True, exist_ok=True)
+  (results_dir / "table.md").write_text(table + "\n")
+  (results_dir / "summary.json").write_text(json.dumps(
+      {"length": args.length, "hidden_size": args.hidden_size, "steps": args.steps,
+       "batch_size": args.batch_size, "results": rows}, indent=1))
+  curves.write(results_dir)
+  plot = curves.plot(results_dir / "learning_curves.png",
+                     keys=[f"{c}/test_mse" for c in cells],
+                     title=f"Adding problem, T={args.length}: test MSE")
+  print(f"\nWrote {results_dir}/table.md, summary.json, metrics.json, metrics.csv "
+        f"and {plot.name}.")
+
+
+if __name__ == "__main__":
+  main()
