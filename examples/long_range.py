@@ -10,7 +10,7 @@ of the last step's output; Adam with warm-up, cosine decay and gradient
 clipping. The table gives the final test MSE, the step and wall-clock time
 at which the test MSE first fell below 0.01, and the total training time.
 
-  python examples/long_range.py                  # T=1000, every cell (~10 min on 2 CPU cores)
+  python examples/long_range.py                  # T=1000, every cell (~8 min on 2 CPU cores)
   python examples/long_range.py --cells min_gru,lstm --length 2000
   python examples/long_range.py --smoke
 """
@@ -93,10 +93,10 @@ def main(argv=None):
                       help=f"comma-separated, from {','.join(CELLS)}")
   parser.add_argument("--hidden-size", type=int, default=64)
   parser.add_argument("--batch-size", type=int, default=32)
-  parser.add_argument("--steps", type=int, default=1000)
+  parser.add_argument("--steps", type=int, default=400)
   parser.add_argument("--learning-rate", type=float, default=3e-3)
-  parser.add_argument("--eval-every", type=int, default=50)
-  parser.add_argument("--test-size", type=int, default=1000)
+  parser.add_argument("--eval-every", type=int, default=25)
+  parser.add_argument("--test-size", type=int, default=500)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--results-dir", default=None,
                       help="default: results/long_range_T<length>")

@@ -107,6 +107,8 @@ class MinGRUCell(_LogSpace, linear_scan.LinearRecurrentCell):
       :mod:`jaxrnn._src.linear_scan`.
   """
 
+  log_space: bool = False
+
   params_type = MinGRUParams
   carry_type = base.RNNState
   num_gates = 2
@@ -116,7 +118,6 @@ class MinGRUCell(_LogSpace, linear_scan.LinearRecurrentCell):
     """LeCun-normal ``w_i``, zero ``b_i``."""
     return MinGRUParams(*_init(key, input_size, hidden_size, 2, dtype, initializer))
 
-  log_space: bool = False
 
   def linear_coefficients(self, params, x):
     z, candidate = jnp.split(_projection(params, x), 2, axis=-1)
@@ -153,6 +154,8 @@ class MinLSTMCell(_LogSpace, linear_scan.LinearRecurrentCell):
       :mod:`jaxrnn._src.linear_scan`.
   """
 
+  log_space: bool = False
+
   params_type = MinLSTMParams
   carry_type = base.RNNState
   num_gates = 3
@@ -162,7 +165,6 @@ class MinLSTMCell(_LogSpace, linear_scan.LinearRecurrentCell):
     """LeCun-normal ``w_i``, zero ``b_i``."""
     return MinLSTMParams(*_init(key, input_size, hidden_size, 3, dtype, initializer))
 
-  log_space: bool = False
 
   def linear_coefficients(self, params, x):
     z_f, z_i, candidate = jnp.split(_projection(params, x), 3, axis=-1)
