@@ -122,11 +122,12 @@ def test_gradients(name):
               rtol=1e-5)
 
 
-@pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("name", list(MODERN))
+@pytest.mark.parametrize("name, reverse", [("min_gru", False), ("min_lstm", True),
+                                           ("lru", False), ("rg_lru", True)])
 def test_padding_changes_nothing(name, reverse):
   """Each right-padded sequence equals its own unpadded run (values, final
-  carries and input gradients), on the parallel path with remat."""
+  carries and input gradients), on the parallel path with remat; each
+  direction on two cells."""
   cell = with_method(name, "associative")
   params, xs, carry, _ = case(cell, (3,), T=8)
   lengths = jnp.array([8, 5, 1])
@@ -275,5 +276,6 @@ def test_log_space_matches_numpy(name, method):
   loss = lambda p, x: jaxrnn.scan(cell, p, x, mask=lead)[1].sum()
   grads = jax.grad(loss, argnums=(0, 1))(params, xs)
   assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
-  check_grads(lambda p, x: jaxrnn.scan(cell, p, x, initial_carry=carry, mask=mask)[1],
-              (params, xs), order=1, modes=("rev",), atol=1e-5, rtol=1e-5)
+  if method == "associative":
+    check_grads(lambda p, x: jaxrnn.scan(cell, p, x, initial_carry=carry, mask=mask)[1],
+                (params, xs), order=1, modes=("rev",), atol=1e-5, rtol=1e-5)

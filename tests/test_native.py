@@ -35,12 +35,17 @@ def test_every_fused_cell_but_lstmp_has_a_kernel():
 LAYOUTS = {"rows": 3, "columns": 17}
 
 
-@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
-@pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("masked", [False, True])
+# float64 for every combination; float32 (the kernels' own vectorised
+# activations) masked only, which covers the same code paths.
+COMBINATIONS = [(masked, reverse, dtype) for masked in (False, True)
+                for reverse in (False, True) for dtype in (jnp.float64, jnp.float32)
+                if masked or dtype == jnp.float64]
+
+
+@pytest.mark.parametrize("masked, reverse, dtype", COMBINATIONS)
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("name", NATIVE)
-def test_native_equals_xla(name, layout, masked, reverse, dtype):
+def test_native_equals_autodiff(name, layout, masked, reverse, dtype):
   """Outputs, final carries and gradients of every param, input and initial
   carry, with and without a mask, in both directions, in both layouts."""
   cell, _ = CELLS[name]

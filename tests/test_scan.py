@@ -297,9 +297,12 @@ def test_stacked_grad_and_vmap():
 
 
 @pytest.mark.parametrize("name", list(CELLS))
-def test_hoisted_and_per_step_projection_agree(name):
+def test_hoisted_and_per_step_projection_agree(name, engine):
   """The engine's two placements of the input matmul give the same numbers;
-  the backend picks one (per step on CPU), so both are checked here."""
+  the backend picks one (per step on CPU), so both are checked here, on the
+  XLA engine's fused backward and (under the "native" fixture, which has no
+  hoisting) on the autodiff engine."""
+  impl = "xla" if engine == "xla" else "autodiff"
   from jaxrnn._src import scan as engine
   cell, _ = CELLS[name]
   params, xs, carry = setup(cell, (3,))
@@ -309,14 +312,14 @@ def test_hoisted_and_per_step_projection_agree(name):
   @functools.partial(jax.jit, static_argnums=(3,))
   def run_and_grad(p, x, v, hoist):
     run = lambda p, x: engine.run_cell(cell, p, x, carry, v, reverse=True, unroll=2,
-                                       hoist=hoist, impl="xla")
+                                       hoist=hoist, impl=impl)
     return run(p, x), jax.grad(lambda p, x: run(p, x)[1].sum(), argnums=(0, 1))(p, x)
 
   for v in (jnp.ones_like(valid), valid):
     assert_trees_close(run_and_grad(params, xs, v, True), run_and_grad(params, xs, v, False))
   # and the unmasked path
   unmasked = lambda hoist: engine.run_cell(cell, params, xs, carry, None, reverse=False,
-                                           unroll=1, hoist=hoist, impl="xla")
+                                           unroll=1, hoist=hoist, impl=impl)
   assert_trees_close(unmasked(True), unmasked(False))
 
 
