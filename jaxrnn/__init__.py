@@ -25,6 +25,8 @@ from jaxrnn._src.lstm import ProjectedLSTMParams
 from jaxrnn._src.lru import LRUCell
 from jaxrnn._src.lru import LRUParams
 from jaxrnn._src.lru import LRUState
+from jaxrnn._src.mgu import MGUCell
+from jaxrnn._src.mgu import MGUParams
 from jaxrnn._src.minimal import MinGRUCell
 from jaxrnn._src.minimal import MinGRUParams
 from jaxrnn._src.minimal import MinLSTMCell
@@ -60,6 +62,8 @@ __all__ = (
     "LSTMState",
     "Linear",
     "LinearParams",
+    "MGUCell",
+    "MGUParams",
     "MinGRUCell",
     "MinGRUParams",
     "MinLSTMCell",

@@ -161,3 +161,17 @@ def slstm(p, state, x, forget_gate="sigmoid"):
   n = f * n + i
   h = sigmoid(o_t) * c / n
   return (h, c, n, m_new), h
+
+
+def mgu(p, state, x, reset_after=True):
+  """Zhou et al. (2016)'s minimal gated unit, in Flax's form."""
+  (h,) = state
+  H = p.w_h.shape[0]
+  b_i, b_h = _bias(p.b_i, 2 * H), _bias(p.b_h, 2 * H)
+  f = sigmoid(x @ p.w_i[:, :H] + b_i[:H] + h @ p.w_h[:, :H] + b_h[:H])
+  if reset_after:
+    n = np.tanh(x @ p.w_i[:, H:] + b_i[H:] + f * (h @ p.w_h[:, H:] + b_h[H:]))
+  else:
+    n = np.tanh(x @ p.w_i[:, H:] + b_i[H:] + (f * h) @ p.w_h[:, H:] + b_h[H:])
+  h = (1 - f) * n + f * h
+  return (h,), h

@@ -1,11 +1,13 @@
-"""Flax linen ``LSTMCell``, ``OptimizedLSTMCell`` and ``GRUCell`` params, both ways.
+"""Flax linen ``LSTMCell``, ``OptimizedLSTMCell``, ``GRUCell`` and ``MGUCell``
+params, both ways.
 
 Works on the params dicts (``variables["params"]``); Flax itself is not
 imported. Both Flax LSTM cells name their parameters the same way: per gate
 ``g`` in ``i, f, g, o``, an input kernel ``"i{g}"`` without bias and a
 recurrent kernel ``"h{g}"`` with bias. The GRU has input kernels ``"ir",
 "iz", "in"`` with biases, recurrent kernels ``"hr", "hz"`` without and
-``"hn"`` with bias (PyTorch's ``b_hn``).
+``"hn"`` with bias (PyTorch's ``b_hn``). The MGU (``reset_gate=True``) has
+``"if", "in"`` with biases, ``"hf"`` without and ``"hn"`` with.
 
 Where jaxrnn has a bias Flax lacks (the LSTM's ``b_i``; the GRU's ``r, z``
 blocks of ``b_h``), export adds it to the bias Flax has in the same sum: the
@@ -22,6 +24,7 @@ import jax.numpy as jnp
 from jaxrnn._src import base
 from jaxrnn._src import gru
 from jaxrnn._src import lstm
+from jaxrnn._src import mgu
 
 _LSTM_GATES = ("i", "f", "g", "o")
 _GRU_GATES = ("r", "z", "n")
@@ -43,16 +46,17 @@ def _blocks(array, n):
 def _unsupported(cell) -> ValueError:
   return ValueError(
       f"cell: Flax linen has no equivalent of {cell!r}: it has LSTMCell / "
-      "OptimizedLSTMCell (plain LSTM) and GRUCell (reset after the recurrent "
-      "matmul) only")
+      "OptimizedLSTMCell (plain LSTM), GRUCell and MGUCell (reset after the "
+      "recurrent matmul) only")
 
 
 def from_flax(cell: base.Cell, flax_params: Mapping[str, Any]):
   """jaxrnn params for ``cell`` from a Flax linen cell's params dict.
 
   Args:
-    cell: ``LSTMCell()`` for Flax's ``LSTMCell``/``OptimizedLSTMCell``, or
-      ``GRUCell(reset_after=True)`` for Flax's ``GRUCell``.
+    cell: ``LSTMCell()`` for Flax's ``LSTMCell``/``OptimizedLSTMCell``,
+      ``GRUCell(reset_after=True)`` for Flax's ``GRUCell``, or
+      ``MGUCell(reset_after=True)`` for Flax's ``MGUCell``.
     flax_params: ``variables["params"]`` of the Flax cell.
   """
   if type(cell) is lstm.LSTMCell:
@@ -67,6 +71,12 @@ def from_flax(cell: base.Cell, flax_params: Mapping[str, Any]):
     b_hn = _get(flax_params, "hn", "bias")
     b_h = jnp.concatenate([jnp.zeros(2 * b_hn.shape[0], b_hn.dtype), b_hn])
     params = gru.GRUParams(w_i, w_h, b_i, b_h)
+  elif type(cell) is mgu.MGUCell and cell.reset_after:
+    w_i = jnp.concatenate([_get(flax_params, g, "kernel") for g in ("if", "in")], 1)
+    b_i = jnp.concatenate([_get(flax_params, g, "bias") for g in ("if", "in")])
+    w_h = jnp.concatenate([_get(flax_params, g, "kernel") for g in ("hf", "hn")], 1)
+    b_hn = _get(flax_params, "hn", "bias")
+    params = mgu.MGUParams(w_i, w_h, b_i, jnp.concatenate([jnp.zeros_like(b_hn), b_hn]))
   else:
     raise _unsupported(cell)
   cell.check_params(params, "flax_params")
@@ -99,10 +109,20 @@ def to_flax(cell: base.Cell, params) -> dict:
       out[f"h{g}"] = {"kernel": w_h}
     out["hn"]["bias"] = b_h[2 * hidden:]
     return out
-  if type(cell) is gru.GRUCell:
+  if type(cell) is mgu.MGUCell and cell.reset_after:
+    hidden = params.w_h.shape[0]
+    zeros = jnp.zeros((2 * hidden,), params.w_i.dtype)
+    b_i = base.add_biases(zeros, params.b_i)
+    b_h = base.add_biases(zeros, params.b_h)
+    w_if, w_in = _blocks(params.w_i, 2)
+    w_hf, w_hn = _blocks(params.w_h, 2)
+    return {"if": {"kernel": w_if, "bias": b_i[:hidden] + b_h[:hidden]},
+            "in": {"kernel": w_in, "bias": b_i[hidden:]},
+            "hf": {"kernel": w_hf}, "hn": {"kernel": w_hn, "bias": b_h[hidden:]}}
+  if type(cell) in (gru.GRUCell, mgu.MGUCell):
     raise ValueError(
-        "cell: GRUCell(reset_after=False) resets before the recurrent matmul "
-        "(Cho et al.); Flax's GRUCell resets after it, a different function")
+        f"cell: {type(cell).__name__}(reset_after=False) resets before the "
+        "recurrent matmul; Flax's cell resets after it, a different function")
   raise _unsupported(cell)
 
 
