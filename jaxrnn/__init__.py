@@ -9,6 +9,8 @@ from jaxrnn._src.base import LSTMState
 from jaxrnn._src.base import RNNState
 from jaxrnn._src.gru import GRUCell
 from jaxrnn._src.gru import GRUParams
+from jaxrnn._src.gru import MGUCell
+from jaxrnn._src.gru import MGUParams
 from jaxrnn._src.layers import Bidirectional
 from jaxrnn._src.layers import BidirectionalParams
 from jaxrnn._src.layers import Stacked
@@ -25,8 +27,6 @@ from jaxrnn._src.lstm import ProjectedLSTMParams
 from jaxrnn._src.lru import LRUCell
 from jaxrnn._src.lru import LRUParams
 from jaxrnn._src.lru import LRUState
-from jaxrnn._src.mgu import MGUCell
-from jaxrnn._src.mgu import MGUParams
 from jaxrnn._src.minimal import MinGRUCell
 from jaxrnn._src.minimal import MinGRUParams
 from jaxrnn._src.minimal import MinLSTMCell

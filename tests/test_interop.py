@@ -218,13 +218,13 @@ def test_flax_lstm_both_ways(flax_cls):
   np.testing.assert_allclose(y, y_f, atol=1e-6)
 
 
-def test_flax_gru_both_ways():
-  module = nn.GRUCell(features=5)
+@pytest.mark.parametrize("module, cell", [(nn.GRUCell(features=5), jaxrnn.GRUCell()),
+                                          (nn.MGUCell(features=5), jaxrnn.MGUCell())])
+def test_flax_gated_units_both_ways(module, cell):
   x = jax.random.normal(jax.random.key(0), (2, 3))
   h = jax.random.normal(jax.random.key(1), (2, 5))
   variables = jax.tree.map(lambda a: a + 0.2, module.init(jax.random.key(2), h, x))
   h_f, _ = module.apply(variables, h, x)
-  cell = jaxrnn.GRUCell()
   params = interop.from_flax(cell, variables["params"])
   (h_j,), _ = cell(params, jaxrnn.RNNState(h), x)
   np.testing.assert_allclose(h_j, h_f, atol=1e-6)

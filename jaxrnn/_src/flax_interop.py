@@ -24,7 +24,6 @@ import jax.numpy as jnp
 from jaxrnn._src import base
 from jaxrnn._src import gru
 from jaxrnn._src import lstm
-from jaxrnn._src import mgu
 
 _LSTM_GATES = ("i", "f", "g", "o")
 _GRU_GATES = ("r", "z", "n")
@@ -71,12 +70,12 @@ def from_flax(cell: base.Cell, flax_params: Mapping[str, Any]):
     b_hn = _get(flax_params, "hn", "bias")
     b_h = jnp.concatenate([jnp.zeros(2 * b_hn.shape[0], b_hn.dtype), b_hn])
     params = gru.GRUParams(w_i, w_h, b_i, b_h)
-  elif type(cell) is mgu.MGUCell and cell.reset_after:
+  elif type(cell) is gru.MGUCell and cell.reset_after:
     w_i = jnp.concatenate([_get(flax_params, g, "kernel") for g in ("if", "in")], 1)
     b_i = jnp.concatenate([_get(flax_params, g, "bias") for g in ("if", "in")])
     w_h = jnp.concatenate([_get(flax_params, g, "kernel") for g in ("hf", "hn")], 1)
     b_hn = _get(flax_params, "hn", "bias")
-    params = mgu.MGUParams(w_i, w_h, b_i, jnp.concatenate([jnp.zeros_like(b_hn), b_hn]))
+    params = gru.MGUParams(w_i, w_h, b_i, jnp.concatenate([jnp.zeros_like(b_hn), b_hn]))
   else:
     raise _unsupported(cell)
   cell.check_params(params, "flax_params")
@@ -109,7 +108,7 @@ def to_flax(cell: base.Cell, params) -> dict:
       out[f"h{g}"] = {"kernel": w_h}
     out["hn"]["bias"] = b_h[2 * hidden:]
     return out
-  if type(cell) is mgu.MGUCell and cell.reset_after:
+  if type(cell) is gru.MGUCell and cell.reset_after:
     hidden = params.w_h.shape[0]
     zeros = jnp.zeros((2 * hidden,), params.w_i.dtype)
     b_i = base.add_biases(zeros, params.b_i)
@@ -119,7 +118,7 @@ def to_flax(cell: base.Cell, params) -> dict:
     return {"if": {"kernel": w_if, "bias": b_i[:hidden] + b_h[:hidden]},
             "in": {"kernel": w_in, "bias": b_i[hidden:]},
             "hf": {"kernel": w_hf}, "hn": {"kernel": w_hn, "bias": b_h[hidden:]}}
-  if type(cell) in (gru.GRUCell, mgu.MGUCell):
+  if type(cell) in (gru.GRUCell, gru.MGUCell):
     raise ValueError(
         f"cell: {type(cell).__name__}(reset_after=False) resets before the "
         "recurrent matmul; Flax's cell resets after it, a different function")
