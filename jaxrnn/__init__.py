@@ -7,6 +7,8 @@ carries are NamedTuples; sequence layers run cells with ``jax.lax.scan``.
 from jaxrnn._src.base import Cell
 from jaxrnn._src.base import LSTMState
 from jaxrnn._src.base import RNNState
+from jaxrnn._src.conv_lstm import ConvLSTMCell
+from jaxrnn._src.conv_lstm import ConvLSTMParams
 from jaxrnn._src.gru import GRUCell
 from jaxrnn._src.gru import GRUParams
 from jaxrnn._src.gru import MGUCell
@@ -52,6 +54,8 @@ __all__ = (
     "CIFGLSTMCell",
     "CIFGParams",
     "Cell",
+    "ConvLSTMCell",
+    "ConvLSTMParams",
     "GRUCell",
     "GRUParams",
     "LRUCell",

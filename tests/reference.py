@@ -175,3 +175,30 @@ def mgu(p, state, x, reset_after=True):
     n = np.tanh(x @ p.w_i[:, H:] + b_i[H:] + (f * h) @ p.w_h[:, H:] + b_h[H:])
   h = (1 - f) * n + f * h
   return (h,), h
+
+
+def correlate_same(x, w):
+  """``x`` ``(N, *spatial, C_in)`` cross-correlated with ``w`` ``(*kernel,
+  C_in, C_out)``, stride 1, zero padding ``(k - 1) // 2`` before and
+  ``k // 2`` after each spatial axis: a loop over the kernel's offsets."""
+  kernel = w.shape[:-2]
+  spatial = x.shape[1:-1]
+  pads = [(0, 0)] + [((k - 1) // 2, k // 2) for k in kernel] + [(0, 0)]
+  xp = np.pad(x, pads)
+  out = np.zeros(x.shape[:-1] + (w.shape[-1],))
+  for offset in np.ndindex(*kernel):
+    window = xp[(slice(None),) + tuple(slice(o, o + s) for o, s in zip(offset, spatial))]
+    out += window @ w[offset]
+  return out
+
+
+def conv_lstm(p, state, x):
+  """Shi et al. (2015), eq. (3) without peepholes; gates i, f, g, o."""
+  h, c = state
+  hidden = p.w_h.shape[-2]
+  z = (correlate_same(x, p.w_i) + _bias(p.b_i, 4 * hidden)
+       + correlate_same(h, p.w_h) + _bias(p.b_h, 4 * hidden))
+  zi, zf, zg, zo = np.split(z, 4, axis=-1)
+  c = sigmoid(zf) * c + sigmoid(zi) * np.tanh(zg)
+  h = sigmoid(zo) * np.tanh(c)
+  return (h, c), h

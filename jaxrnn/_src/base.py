@@ -148,6 +148,12 @@ class Cell(abc.ABC):
     """
     raise NotImplementedError(f"{type(self).__name__} defines no pointwise step")
 
+  def feature_axes(self) -> int:
+    """How many trailing axes of a step's input are features, not batch: 1
+    (the input size); a convolutional cell adds its spatial axes. Sequences
+    put the time axis just before them."""
+    return 1
+
   def splits_step(self) -> bool:
     """Whether :meth:`recurrence` is ``h W_h``, :meth:`preactivation`, then
     :meth:`pointwise`, which lets the XLA engine use its fused backward."""
@@ -295,3 +301,16 @@ def add_biases(y: Optional[Array], *biases) -> Optional[Array]:
   if y is None or total is None:
     return total if y is None else y
   return y + total
+
+
+def per_step(flag: Array, like: Array) -> Array:
+  """A per-row ``flag`` of shape ``batch`` with ones appended to broadcast
+  against ``like`` of shape ``(*batch, *features)``."""
+  return flag.reshape(flag.shape + (1,) * (like.ndim - flag.ndim))
+
+
+def where_carry(flag: Array, a: Any, b: Any) -> Any:
+  """Field by field, ``a`` where the per-row ``flag`` is true, else ``b``, in
+  ``b``'s dtypes."""
+  return jax.tree.map(lambda x, y: jnp.where(per_step(flag, y), x, y).astype(y.dtype),
+                      a, b)

@@ -7,7 +7,11 @@ imported. Both Flax LSTM cells name their parameters the same way: per gate
 recurrent kernel ``"h{g}"`` with bias. The GRU has input kernels ``"ir",
 "iz", "in"`` with biases, recurrent kernels ``"hr", "hz"`` without and
 ``"hn"`` with bias (PyTorch's ``b_hn``). The MGU (``reset_gate=True``) has
-``"if", "in"`` with biases, ``"hf"`` without and ``"hn"`` with.
+``"if", "in"`` with biases, ``"hf"`` without and ``"hn"`` with. The
+``ConvLSTMCell`` has two convolutions, ``"ih"`` and ``"hh"``, each with a
+kernel ``(*kernel_size, in, 4*features)`` and a bias, gate blocks in the
+order ``i, g, f, o``, and adds 1 to the forget gate at every step; jaxrnn
+holds that 1 in the forget block of ``b_i`` (its ``forget_bias``).
 
 Where jaxrnn has a bias Flax lacks (the LSTM's ``b_i``; the GRU's ``r, z``
 blocks of ``b_h``), export adds it to the bias Flax has in the same sum: the
@@ -22,6 +26,7 @@ from typing import Any, Mapping
 import jax.numpy as jnp
 
 from jaxrnn._src import base
+from jaxrnn._src import conv_lstm
 from jaxrnn._src import gru
 from jaxrnn._src import lstm
 
@@ -46,7 +51,39 @@ def _unsupported(cell) -> ValueError:
   return ValueError(
       f"cell: Flax linen has no equivalent of {cell!r}: it has LSTMCell / "
       "OptimizedLSTMCell (plain LSTM), GRUCell and MGUCell (reset after the "
-      "recurrent matmul) only")
+      "recurrent matmul) and ConvLSTMCell only")
+
+
+def _swap_g_f(array):
+  """Gate blocks ``i, g, f, o`` (Flax's ConvLSTM) <-> ``i, f, g, o``."""
+  i, a, b, o = _blocks(array, 4)
+  return jnp.concatenate([i, b, a, o], axis=-1)
+
+
+_FLAX_FORGET_SHIFT = 1.0  # Flax's ConvLSTMCell computes sigmoid(f + 1)
+
+
+def _conv_lstm_from_flax(flax_params):
+  convs = {}
+  for name in ("ih", "hh"):
+    kernel = _get(flax_params, name, "kernel")
+    bias = (_get(flax_params, name, "bias") if "bias" in flax_params.get(name, {})
+            else jnp.zeros(kernel.shape[-1:], kernel.dtype))
+    convs[name] = (_swap_g_f(kernel), _swap_g_f(bias))
+  (w_i, b_i), (w_h, b_h) = convs["ih"], convs["hh"]
+  hidden = w_h.shape[-2]
+  b_i = b_i.at[hidden:2 * hidden].add(_FLAX_FORGET_SHIFT)
+  return conv_lstm.ConvLSTMParams(w_i, w_h, b_i, b_h)
+
+
+def _conv_lstm_to_flax(params):
+  k = params.w_h.shape[-1]
+  zeros = jnp.zeros((k,), params.w_h.dtype)
+  b_i = base.add_biases(zeros, params.b_i)
+  b_i = b_i.at[k // 4:k // 2].add(-_FLAX_FORGET_SHIFT)
+  b_h = base.add_biases(zeros, params.b_h)
+  return {"ih": {"kernel": _swap_g_f(params.w_i), "bias": _swap_g_f(b_i)},
+          "hh": {"kernel": _swap_g_f(params.w_h), "bias": _swap_g_f(b_h)}}
 
 
 def from_flax(cell: base.Cell, flax_params: Mapping[str, Any]):
@@ -54,8 +91,10 @@ def from_flax(cell: base.Cell, flax_params: Mapping[str, Any]):
 
   Args:
     cell: ``LSTMCell()`` for Flax's ``LSTMCell``/``OptimizedLSTMCell``,
-      ``GRUCell(reset_after=True)`` for Flax's ``GRUCell``, or
-      ``MGUCell(reset_after=True)`` for Flax's ``MGUCell``.
+      ``GRUCell(reset_after=True)`` for Flax's ``GRUCell``,
+      ``MGUCell(reset_after=True)`` for Flax's ``MGUCell``, or
+      ``ConvLSTMCell(kernel_size)`` for Flax's ``ConvLSTMCell`` (stride 1,
+      padding ``"SAME"``, the Flax defaults).
     flax_params: ``variables["params"]`` of the Flax cell.
   """
   if type(cell) is lstm.LSTMCell:
@@ -76,6 +115,8 @@ def from_flax(cell: base.Cell, flax_params: Mapping[str, Any]):
     w_h = jnp.concatenate([_get(flax_params, g, "kernel") for g in ("hf", "hn")], 1)
     b_hn = _get(flax_params, "hn", "bias")
     params = gru.MGUParams(w_i, w_h, b_i, jnp.concatenate([jnp.zeros_like(b_hn), b_hn]))
+  elif type(cell) is conv_lstm.ConvLSTMCell:
+    params = _conv_lstm_from_flax(flax_params)
   else:
     raise _unsupported(cell)
   cell.check_params(params, "flax_params")
@@ -118,6 +159,8 @@ def to_flax(cell: base.Cell, params) -> dict:
     return {"if": {"kernel": w_if, "bias": b_i[:hidden] + b_h[:hidden]},
             "in": {"kernel": w_in, "bias": b_i[hidden:]},
             "hf": {"kernel": w_hf}, "hn": {"kernel": w_hn, "bias": b_h[hidden:]}}
+  if type(cell) is conv_lstm.ConvLSTMCell:
+    return _conv_lstm_to_flax(params)
   if type(cell) in (gru.GRUCell, gru.MGUCell):
     raise ValueError(
         f"cell: {type(cell).__name__}(reset_after=False) resets before the "

@@ -74,7 +74,7 @@ class Cell(nn.Module):
 
   @property
   def num_feature_axes(self) -> int:
-    return 1
+    return self.cell.feature_axes()
 
 
 class RNN(nn.Module):
@@ -112,10 +112,11 @@ class RNN(nn.Module):
 
   @nn.compact
   def __call__(self, xs, *, initial_carry=None, seq_lengths=None, mask=None,
-               deterministic: bool = True):
+               resets=None, deterministic: bool = True):
     params = self.param(PARAM_NAME, lambda key: self.layer.init(
         key, xs.shape[-1], self.hidden_size, **self._kwargs()))
     common = dict(initial_carry=initial_carry, seq_lengths=seq_lengths, mask=mask,
+                  resets=resets,
                   time_major=self.time_major, unroll=self.unroll, remat=self.remat,
                   impl=self.impl)
     if isinstance(self.layer, base.Cell):
@@ -132,7 +133,8 @@ class RNN(nn.Module):
   def initialize_carry(self, rng, input_shape):
     """Zeros for inputs of shape ``(*batch, T, features)`` (or time-major)."""
     del rng
-    batch = input_shape[1:-1] if self.time_major else input_shape[:-2]
+    batch = scan_lib.carry_batch_shape(input_shape, self.time_major,
+                                       self.layer.feature_axes())
     return carry_shapes(self.layer, input_shape[-1], self.hidden_size, self._kwargs(),
                         tuple(batch), self.param_dtype)
 

@@ -71,9 +71,11 @@ class RNN(nnx.Module):
     self.rngs = rngs
     self.deterministic = False
 
-  def __call__(self, xs, *, initial_carry=None, seq_lengths=None, mask=None):
+  def __call__(self, xs, *, initial_carry=None, seq_lengths=None, mask=None,
+               resets=None):
     params = to_functional(self)
     common = dict(initial_carry=initial_carry, seq_lengths=seq_lengths, mask=mask,
+                  resets=resets,
                   time_major=self.time_major, unroll=self.unroll, remat=self.remat,
                   impl=self.impl)
     if isinstance(self.spec, base.Cell):
@@ -87,7 +89,8 @@ class RNN(nnx.Module):
   def initialize_carry(self, input_shape, rngs=None):
     """Zeros for inputs of shape ``(*batch, T, features)`` (or time-major)."""
     del rngs
-    batch = input_shape[1:-1] if self.time_major else input_shape[:-2]
+    batch = scan_lib.carry_batch_shape(input_shape, self.time_major,
+                                       self.spec.feature_axes())
     return self.spec.initial_carry(to_functional(self), tuple(batch))
 
 

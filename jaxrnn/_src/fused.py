@@ -37,24 +37,31 @@ from jaxrnn._src import base
 
 
 def run(cell: base.Cell, params, xs, carry, valid, *, reverse: bool,
-        unroll: int, hoist: bool):
+        unroll: int, hoist: bool, resets=None, reset_to=None):
   """``(final_carry, ys)`` of ``cell`` over time-major ``xs``; as
-  :func:`jaxrnn._src.scan.run_cell`, for cells with ``cell.splits_step()``."""
-  return _layer(cell, reverse, unroll, hoist, params, xs, carry, valid)
+  :func:`jaxrnn._src.scan.run_cell`, for cells with ``cell.splits_step()``.
+  ``resets`` (in the scan's order) set the carry to ``reset_to`` before a
+  step."""
+  return _layer(cell, reverse, unroll, hoist, params, xs, carry, valid, resets,
+                reset_to if resets is not None else None)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
-def _layer(cell, reverse, unroll, hoist, params, xs, carry, valid):
+def _layer(cell, reverse, unroll, hoist, params, xs, carry, valid, resets,
+           reset_to):
   return _forward(cell, reverse, unroll, hoist, params, xs, carry, valid,
-                  save=False)
+                  resets, reset_to, save=False)
 
 
-def _forward(cell, reverse, unroll, hoist, params, xs, carry, valid, *, save):
+def _forward(cell, reverse, unroll, hoist, params, xs, carry, valid, resets,
+             reset_to, *, save):
   w_i, b = cell.input_weights(params)
   project = lambda x: base.add_biases(x @ w_i, b)
 
   def step(c, inputs):
-    x_t, v = inputs
+    x_t, v, r = inputs
+    if r is not None:
+      c = base.where_carry(r, reset_to, c)
     z = cell.preactivation(params, x_t if hoist else project(x_t),
                            c.h @ params.w_h)
     new_c, y = cell.pointwise(params, c, z)
@@ -65,14 +72,15 @@ def _forward(cell, reverse, unroll, hoist, params, xs, carry, valid, *, save):
       y = jnp.where(v, y, jnp.zeros_like(y))
     return new_c, ((c, z, y) if save else y)
 
-  return jax.lax.scan(step, carry, (project(xs) if hoist else xs, valid),
+  return jax.lax.scan(step, carry, (project(xs) if hoist else xs, valid, resets),
                       reverse=reverse, unroll=unroll)
 
 
-def _layer_fwd(cell, reverse, unroll, hoist, params, xs, carry, valid):
+def _layer_fwd(cell, reverse, unroll, hoist, params, xs, carry, valid, resets,
+               reset_to):
   final, (carries, zs, ys) = _forward(cell, reverse, unroll, hoist, params, xs,
-                                      carry, valid, save=True)
-  return (final, ys), (params, xs, carry, valid, carries, zs)
+                                      carry, valid, resets, reset_to, save=True)
+  return (final, ys), (params, xs, carry, valid, resets, reset_to, carries, zs)
 
 
 def _without_weights(params):
@@ -83,7 +91,7 @@ def _without_weights(params):
 
 def _layer_bwd(cell, reverse, unroll, hoist, res, cts):
   del hoist  # the backward is the same either way
-  params, xs, carry0, valid, carries, zs = res
+  params, xs, carry0, valid, resets, reset_to, carries, zs = res
   d_final, dys = cts
   small = _without_weights(params)
   with_weights = lambda p: p._replace(w_i=params.w_i, w_h=params.w_h)
@@ -96,8 +104,8 @@ def _layer_bwd(cell, reverse, unroll, hoist, res, cts):
   w_h_t = params.w_h.T
 
   def step(acc, inputs):
-    dc, dp = acc
-    c, z, dy, v = inputs
+    dc, dp, d_reset = acc
+    c, z, dy, v, r = inputs
     out, vjp = jax.vjp(lambda p, c, z: cell.pointwise(with_weights(p), c, z),
                        small, c, z)
     dc_in = dc
@@ -113,12 +121,17 @@ def _layer_bwd(cell, reverse, unroll, hoist, res, cts):
     if v is not None:
       dc_prev = jax.tree.map(lambda n, o: jnp.where(v, n, o), dc_prev, dc)
     dc_prev = jax.tree.map(lambda d, c: d.astype(c.dtype), dc_prev, c)
-    return (dc_prev, _add(dp, dp_t)), dz
+    if r is not None:  # a reset step's carry came from reset_to
+      zero = jax.tree.map(jnp.zeros_like, dc_prev)
+      d_reset = _add(d_reset, base.where_carry(r, dc_prev, zero))
+      dc_prev = base.where_carry(r, zero, dc_prev)
+    return (dc_prev, _add(dp, dp_t), d_reset), dz
 
   dp0 = jax.tree.map(jnp.zeros_like, small)
-  (d_carry0, dp_loop), dzs = jax.lax.scan(
-      step, (d_final, dp0), (carries, zs, dys, valid), reverse=not reverse,
-      unroll=unroll)
+  d_reset0 = None if resets is None else jax.tree.map(jnp.zeros_like, reset_to)
+  (d_carry0, dp_loop, d_reset), dzs = jax.lax.scan(
+      step, (d_final, dp0, d_reset0), (carries, zs, dys, valid, resets),
+      reverse=not reverse, unroll=unroll)
 
   # Everything else: one matmul (or sum) over all T * batch rows.
   dp_pre, dxps, dhws = transpose_pre(zs.shape[:-1])(dzs)
@@ -135,7 +148,7 @@ def _layer_bwd(cell, reverse, unroll, hoist, res, cts):
       w_i=None, w_h=d_w_h))
   d_params = jax.tree.map(lambda d, p: d.astype(p.dtype), d_params, params)
   d_carry0 = jax.tree.map(lambda d, c: d.astype(c.dtype), d_carry0, carry0)
-  return d_params, dxs, d_carry0, None
+  return d_params, dxs, d_carry0, None, None, d_reset
 
 
 _layer.defvjp(_layer_fwd, _layer_bwd)

@@ -56,6 +56,10 @@ class Bidirectional:
     if self.backward is None:
       object.__setattr__(self, "backward", self.forward)
     scan_lib.check_cell(self.backward, "backward")
+    if self.forward.feature_axes() != self.backward.feature_axes():
+      raise ValueError(f"backward: expected a cell with the forward cell's "
+                       f"{self.forward.feature_axes()} feature axes, got "
+                       f"{self.backward.feature_axes()}")
     if not callable(self.merge) and self.merge not in _MERGES:
       raise ValueError(f"merge: expected one of {tuple(_MERGES)} or a function "
                        f"(y_fwd, y_bwd) -> y, got {self.merge!r}")
@@ -75,6 +79,9 @@ class Bidirectional:
     return (self.forward.initial_carry(params.forward, batch_shape, dtype),
             self.backward.initial_carry(params.backward, batch_shape, dtype))
 
+  def feature_axes(self) -> int:
+    return self.forward.feature_axes()
+
   def input_size(self, params: BidirectionalParams) -> int:
     return self.forward.input_size(params.forward)
 
@@ -90,9 +97,11 @@ class Bidirectional:
                initial_carry: Optional[tuple] = None,
                seq_lengths: Optional[jax.Array] = None,
                mask: Optional[jax.Array] = None,
+               resets: Optional[jax.Array] = None,
                time_major: bool = False, unroll: int = 1, remat: bool = False,
                impl: Optional[str] = None):
-    """Runs both directions (jit-compiled); arguments as :func:`jaxrnn.scan`.
+    """Runs both directions (jit-compiled); arguments as :func:`jaxrnn.scan`
+    (with ``resets``, each segment is run forward and backward on its own).
 
     Returns:
       ``((forward_carry, backward_carry), ys)``: the forward carry after each
@@ -101,12 +110,13 @@ class Bidirectional:
     """
     scan_lib.check_unroll(unroll)
     impl = scan_lib.resolve_impl(impl)
-    batch_shape, T = scan_lib.check_sequence(xs, time_major)
+    batch_shape, T = scan_lib.check_sequence(xs, time_major, self.feature_axes())
     self.check_inputs(params, xs, initial_carry, batch_shape)
-    scan_lib.check_lengths_and_mask(seq_lengths, mask, batch_shape, T, time_major)
+    scan_lib.check_lengths_and_mask(seq_lengths, mask, batch_shape, T,
+                                    time_major, resets)
     with scan_lib.explain_forward_mode():
       return _bidirectional(self, params, xs, initial_carry, seq_lengths, mask,
-                            time_major=time_major, unroll=unroll,
+                            resets, time_major=time_major, unroll=unroll,
                             remat=bool(remat), impl=impl)
 
   def check_inputs(self, params, xs, initial_carry, batch_shape, *,
@@ -130,28 +140,29 @@ class Bidirectional:
       raise TypeError(f"{name}: Bidirectional expects BidirectionalParams, got "
                       f"{type(params).__name__}")
 
-  def run(self, params, xs, carry, valid, *, unroll, remat=False, impl="auto"):
+  def run(self, params, xs, carry, valid, *, unroll, remat=False, impl="auto",
+          resets=None):
     """Time-major core, no checks: ``((carry_fwd, carry_bwd), ys)``."""
     carry_fwd, carry_bwd = (None, None) if carry is None else carry
+    common = dict(unroll=unroll, remat=remat, impl=impl, resets=resets)
     carry_fwd, y_fwd = scan_lib.run_cell(self.forward, params.forward, xs,
-                                         carry_fwd, valid, reverse=False,
-                                         unroll=unroll, remat=remat, impl=impl)
+                                         carry_fwd, valid, reverse=False, **common)
     carry_bwd, y_bwd = scan_lib.run_cell(self.backward, params.backward, xs,
-                                         carry_bwd, valid, reverse=True,
-                                         unroll=unroll, remat=remat, impl=impl)
+                                         carry_bwd, valid, reverse=True, **common)
     merge = _MERGES.get(self.merge, self.merge)
     return (carry_fwd, carry_bwd), merge(y_fwd, y_bwd)
 
 
 @functools.partial(jax.jit, static_argnames=("layer", "time_major", "unroll",
                                              "remat", "impl"))
-def _bidirectional(layer, params, xs, initial_carry, seq_lengths, mask, *,
-                   time_major, unroll, remat, impl):
-  xs = scan_lib.to_time_major(xs, time_major)
+def _bidirectional(layer, params, xs, initial_carry, seq_lengths, mask, resets,
+                   *, time_major, unroll, remat, impl):
+  xs = scan_lib.to_time_major(xs, time_major, layer.feature_axes())
   valid = scan_lib.valid_steps(seq_lengths, mask, xs.shape[0], time_major)
   carry, ys = layer.run(params, xs, initial_carry, valid, unroll=unroll,
-                        remat=remat, impl=impl)
-  return carry, scan_lib.from_time_major(ys, time_major)
+                        remat=remat, impl=impl,
+                        resets=scan_lib.to_time_major_flags(resets, time_major))
+  return carry, scan_lib.from_time_major(ys, time_major, layer.feature_axes())
 
 
 Layer = Union[base.Cell, Bidirectional]
@@ -185,6 +196,10 @@ class Stacked:
         raise TypeError(f"layers[{i}]: expected a jaxrnn cell or Bidirectional, "
                         f"got {type(layer).__name__}")
     object.__setattr__(self, "layers", layers)
+    axes = [layer.feature_axes() for layer in layers]
+    if len(set(axes)) > 1:
+      raise ValueError(f"layers: expected layers with the same number of "
+                       f"feature axes (spatial axes + channels), got {axes}")
     if not 0.0 <= self.dropout_rate < 1.0:
       raise ValueError(f"dropout_rate: expected a value in [0, 1), got "
                        f"{self.dropout_rate!r}")
@@ -211,14 +226,19 @@ class Stacked:
   def output_size(self, params: tuple) -> int:
     return self.layers[-1].output_size(params[-1])
 
+  def feature_axes(self) -> int:
+    return self.layers[0].feature_axes()
+
   def __call__(self, params: tuple, xs: jax.Array, *,
                initial_carry: Optional[tuple] = None,
                seq_lengths: Optional[jax.Array] = None,
                mask: Optional[jax.Array] = None,
+               resets: Optional[jax.Array] = None,
                time_major: bool = False, unroll: int = 1, remat: bool = False,
                key: Optional[jax.Array] = None, deterministic: bool = False,
                impl: Optional[str] = None):
-    """Runs all layers (jit-compiled); arguments as :func:`jaxrnn.scan`.
+    """Runs all layers (jit-compiled); arguments as :func:`jaxrnn.scan`
+    (``resets`` reset every layer).
 
     Args:
       key: PRNG key for dropout; required when ``dropout_rate > 0`` unless
@@ -232,7 +252,7 @@ class Stacked:
     scan_lib.check_unroll(unroll)
     impl = scan_lib.resolve_impl(impl)
     self._check_params(params)
-    batch_shape, T = scan_lib.check_sequence(xs, time_major)
+    batch_shape, T = scan_lib.check_sequence(xs, time_major, self.feature_axes())
     carries = (None,) * len(self.layers) if initial_carry is None else initial_carry
     if not isinstance(carries, (tuple, list)) or len(carries) != len(self.layers):
       raise TypeError(f"initial_carry: expected a tuple of {len(self.layers)} "
@@ -247,13 +267,14 @@ class Stacked:
       else:
         scan_lib.check_cell_inputs(layer, p, x, carries[i], batch_shape, **names)
       x = jax.ShapeDtypeStruct(x.shape[:-1] + (layer.output_size(p),), x.dtype)
-    scan_lib.check_lengths_and_mask(seq_lengths, mask, batch_shape, T, time_major)
+    scan_lib.check_lengths_and_mask(seq_lengths, mask, batch_shape, T,
+                                    time_major, resets)
     dropout = self.dropout_rate > 0 and not deterministic and len(self.layers) > 1
     if dropout and key is None:
       raise ValueError(f"key: Stacked with dropout_rate={self.dropout_rate} needs "
                        "a PRNG key, or deterministic=True for evaluation")
     with scan_lib.explain_forward_mode():
-      return _stacked(self, params, xs, initial_carry, seq_lengths, mask,
+      return _stacked(self, params, xs, initial_carry, seq_lengths, mask, resets,
                       key if dropout else None, time_major=time_major,
                       unroll=unroll, remat=bool(remat), impl=impl)
 
@@ -267,23 +288,26 @@ class Stacked:
 
 @functools.partial(jax.jit, static_argnames=("stack", "time_major", "unroll",
                                              "remat", "impl"))
-def _stacked(stack, params, xs, initial_carry, seq_lengths, mask, key, *,
+def _stacked(stack, params, xs, initial_carry, seq_lengths, mask, resets, key, *,
              time_major, unroll, remat, impl):
-  xs = scan_lib.to_time_major(xs, time_major)
+  xs = scan_lib.to_time_major(xs, time_major, stack.feature_axes())
   valid = scan_lib.valid_steps(seq_lengths, mask, xs.shape[0], time_major)
+  resets = scan_lib.to_time_major_flags(resets, time_major)
   carries = (None,) * len(stack.layers) if initial_carry is None else initial_carry
   finals = []
   last = len(stack.layers) - 1
   for i, (layer, p, carry) in enumerate(zip(stack.layers, params, carries)):
     if isinstance(layer, Bidirectional):
       carry, xs = layer.run(p, xs, carry, valid, unroll=unroll, remat=remat,
-                            impl=impl)
+                            impl=impl, resets=resets)
     else:
       carry, xs = scan_lib.run_cell(layer, p, xs, carry, valid, reverse=False,
-                                    unroll=unroll, remat=remat, impl=impl)
+                                    unroll=unroll, remat=remat, impl=impl,
+                                    resets=resets)
     finals.append(carry)
     if key is not None and i < last:
       key, k_drop = jax.random.split(key)
       keep = jax.random.bernoulli(k_drop, 1.0 - stack.dropout_rate, xs.shape)
       xs = jnp.where(keep, xs / (1.0 - stack.dropout_rate), jnp.zeros_like(xs))
-  return tuple(finals), scan_lib.from_time_major(xs, time_major)
+  return tuple(finals), scan_lib.from_time_major(xs, time_major,
+                                                 stack.feature_axes())

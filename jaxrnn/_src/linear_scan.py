@@ -154,8 +154,12 @@ class LinearRecurrentCell(base.Cell):
 
 
 def run(cell: LinearRecurrentCell, params, xs, carry, valid, *, reverse: bool,
-        unroll: int):
-  """``(final_carry, ys)`` over time-major ``xs``, as ``scan.run_cell``."""
+        unroll: int, resets=None, reset_to=None):
+  """``(final_carry, ys)`` over time-major ``xs``, as ``scan.run_cell``.
+
+  A reset step (``resets``, in the scan's order) starts from ``reset_to``:
+  ``(a, b) -> (0, a h_0 + b)``, held as such on an invalid step.
+  """
   method = cell.resolved_method()
   if cell.in_log_space():
     log_a, log_b = cell.log_coefficients(params, xs)
@@ -164,8 +168,13 @@ def run(cell: LinearRecurrentCell, params, xs, carry, valid, *, reverse: bool,
       v = valid[..., None]
       log_a = jnp.where(v, log_a, jnp.zeros_like(log_a))
       log_b = jnp.where(v, log_b, jnp.full_like(log_b, floor))
-    h0 = cell.state(carry).astype(log_b.dtype)
-    log_h0 = jnp.log(jnp.maximum(h0, jnp.exp(floor)))
+    to_log = lambda c: jnp.log(jnp.maximum(cell.state(c).astype(log_b.dtype),
+                                           jnp.exp(floor)))
+    log_h0 = to_log(carry)
+    if resets is not None:
+      r = resets[..., None]
+      log_b = jnp.where(r, jnp.logaddexp(log_a + to_log(reset_to), log_b), log_b)
+      log_a = jnp.where(r, jnp.full_like(log_a, floor), log_a)
     hs = jnp.exp(solve_log(log_a, log_b, log_h0, reverse=reverse, method=method,
                            unroll=unroll))
   else:
@@ -175,6 +184,10 @@ def run(cell: LinearRecurrentCell, params, xs, carry, valid, *, reverse: bool,
       a = jnp.where(v, a, jnp.ones_like(a))
       b = jnp.where(v, b, jnp.zeros_like(b))
     h0 = cell.state(carry).astype(jnp.result_type(a, b))
+    if resets is not None:
+      r = resets[..., None]
+      b = jnp.where(r, a * cell.state(reset_to).astype(h0.dtype) + b, b)
+      a = jnp.where(r, jnp.zeros_like(a), a)
     hs = solve(a, b, h0, reverse=reverse, method=method, unroll=unroll)
   ys = cell.readout(params, hs, xs).astype(output_dtype(params, xs))
   if valid is not None:

@@ -89,7 +89,7 @@ class CIFGParams(NamedTuple):
   b_h: Optional[jax.Array]
 
 
-def _with_forget_bias(w: initializers.FusedWeights, forget_gate: int,
+def with_forget_bias(w: initializers.FusedWeights, forget_gate: int,
                       hidden_size: int, forget_bias, initializer: str):
   if forget_bias is None:
     forget_bias = 1.0 if initializer == "default" else 0.0
@@ -121,14 +121,21 @@ class LSTMCell(base.Cell):
     """Params; ``forget_bias`` is added to the forget gate's ``b_i`` block."""
     w = initializers.fused_weights(key, input_size, hidden_size, 4,
                                    dtype=dtype, initializer=initializer)
-    return LSTMParams(*_with_forget_bias(w, 1, hidden_size, forget_bias,
+    return LSTMParams(*with_forget_bias(w, 1, hidden_size, forget_bias,
                                          initializer))
 
   def pointwise(self, params, carry, z):
-    i, f, g, o = base.gates(z, "ssts")
-    c = f * carry.c + i * g
-    h = o * jnp.tanh(c)
-    return base.LSTMState(h, c), h
+    del params
+    return lstm_update(carry, z)
+
+
+def lstm_update(carry: base.LSTMState, z: jax.Array):
+  """The LSTM's elementwise step from the gate pre-activations ``z`` (blocks
+  ``i, f, g, o``): ``(LSTMState(h', c'), h')``."""
+  i, f, g, o = base.gates(z, "ssts")
+  c = f * carry.c + i * g
+  h = o * jnp.tanh(c)
+  return base.LSTMState(h, c), h
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +168,7 @@ class ProjectedLSTMCell(LSTMCell):
     w = initializers.fused_weights(k_w, input_size, hidden_size, 4, dtype=dtype,
                                    initializer=initializer,
                                    recurrent_size=proj_size)
-    w = _with_forget_bias(w, 1, hidden_size, forget_bias, initializer)
+    w = with_forget_bias(w, 1, hidden_size, forget_bias, initializer)
     if initializer == "pytorch":
       w_p = initializers.uniform(k_p, (hidden_size, proj_size), hidden_size, dtype)
     else:
@@ -229,7 +236,7 @@ class PeepholeLSTMCell(base.Cell):
     k_w, k_p = jax.random.split(key)
     w = initializers.fused_weights(k_w, input_size, hidden_size, 4,
                                    dtype=dtype, initializer=initializer)
-    w = _with_forget_bias(w, 1, hidden_size, forget_bias, initializer)
+    w = with_forget_bias(w, 1, hidden_size, forget_bias, initializer)
     if initializer == "pytorch":
       p = initializers.uniform(k_p, (3, hidden_size), hidden_size, dtype)
     else:
@@ -274,7 +281,7 @@ class CIFGLSTMCell(base.Cell):
     """Params; ``forget_bias`` is added to the forget gate's ``b_i`` block."""
     w = initializers.fused_weights(key, input_size, hidden_size, 3,
                                    dtype=dtype, initializer=initializer)
-    return CIFGParams(*_with_forget_bias(w, 0, hidden_size, forget_bias,
+    return CIFGParams(*with_forget_bias(w, 0, hidden_size, forget_bias,
                                          initializer))
 
   def pointwise(self, params, carry, z):

@@ -31,6 +31,13 @@ is each sequence's carry at its last valid step. Reversal runs the scan from
 the last step to the first; since invalid steps hold the carry, a
 right-padded sequence is reversed within its own length, and the outputs come
 back in the original time order.
+
+Resets. ``resets[t]`` sets the carry back to the initial carry (zeros when
+none is given) before step ``t``, valid or not: a new segment (an episode, a
+document of a packed sequence) begins at ``t``. Run in reverse, a segment
+``[s, e)`` starts from the initial carry at its last step ``e - 1``, so the
+engines receive the flags shifted by one (:func:`reset_flags`), and every
+segment equals a separate run of it in both directions.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ import contextlib
 import contextvars
 import functools
 import math
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -99,12 +106,13 @@ def resolve_impl(impl: Optional[str]) -> str:
 
 
 def choose_engine(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
-                  impl: str = "auto") -> tuple:
+                  impl: str = "auto", resets: bool = False) -> tuple:
   """``(engine, reason)``: which engine runs this layer (``"native"``,
-  ``"xla"`` or ``"autodiff"``), and why.
+  ``"xla"``, ``"autodiff"`` or ``"linear"``), and why.
 
-  ``xs`` is time-major (only its shape and dtype are read). Raises a
-  ``ValueError`` when ``impl="native"`` and the native engine cannot run it.
+  ``xs`` is time-major (only its shape and dtype are read); ``resets`` says
+  whether the layer has episode resets. Raises a ``ValueError`` when
+  ``impl="native"`` and the native engine cannot run it.
   """
   name = type(cell).__name__
   if isinstance(cell, linear_scan.LinearRecurrentCell) and impl != "native":
@@ -115,7 +123,8 @@ def choose_engine(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
   if impl == "xla":
     why = "impl='xla' was asked for"
   else:
-    why_not = _native.unsupported(cell, params, xs, carry)
+    why_not = ("the native kernels have no resets" if resets else
+               _native.unsupported(cell, params, xs, carry))
     if why_not is None:
       return "native", f"the native kernel serves {name} here"
     if impl == "native":
@@ -146,7 +155,7 @@ def hoist_by_default() -> bool:
 def run_cell(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
              valid: Optional[Array], *, reverse: bool, unroll: int,
              hoist: Optional[bool] = None, remat: bool = False,
-             impl: str = "auto"):
+             impl: str = "auto", resets: Optional[Array] = None):
   """Runs ``cell`` over time-major ``xs`` ``(T, *batch, input_size)``.
 
   Args:
@@ -165,6 +174,8 @@ def run_cell(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
       residuals grows as ``sqrt(T)`` instead of ``T``, for about one extra
       forward pass of compute. The outputs are unchanged.
     impl: ``"auto"``, ``"xla"`` or ``"native"``, see :func:`choose_engine`.
+    resets: boolean ``(T, *batch)`` in the caller's time order, or ``None``:
+      a segment begins at each true step (see the module).
 
   Returns:
     ``(final_carry, ys)`` with ``ys`` time-major ``(T, *batch, output_size)``.
@@ -172,71 +183,78 @@ def run_cell(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
   if carry is None:
     dtype = jax.eval_shape(cell.input_projection, params, xs[:1]).dtype
     carry = cell.initial_carry(params, xs.shape[1:-1], dtype)
-  engine, _ = choose_engine(cell, params, xs, carry, impl)
-  if engine == "native":
-    def run_native(c, inputs):
-      return _native.run_layer(cell, params, inputs[0], c, inputs[1],
-                               reverse=reverse)
-    if remat and xs.shape[0] > 1:
-      return _chunked_remat(run_native, carry, xs, valid, reverse=reverse)
-    return run_native(carry, (xs, valid))
-
-  if engine == "linear":
-    def run_linear(c, inputs):
-      return linear_scan.run(cell, params, inputs[0], c, inputs[1],
-                             reverse=reverse, unroll=unroll)
-    if remat and xs.shape[0] > 1:
-      return _chunked_remat(run_linear, carry, xs, valid, reverse=reverse)
-    return run_linear(carry, (xs, valid))
-
+  engine, _ = choose_engine(cell, params, xs, carry, impl, resets is not None)
+  resets = reset_flags(resets, reverse)
   hoist = hoist_by_default() if hoist is None else hoist
-  if engine == "xla":
-    def run_fused(c, inputs):
-      return fused.run(cell, params, inputs[0], c, inputs[1], reverse=reverse,
-                       unroll=unroll, hoist=hoist)
-    if remat and xs.shape[0] > 1:
-      return _chunked_remat(run_fused, carry, xs, valid, reverse=reverse)
-    return run_fused(carry, (xs, valid))
 
-  w_i, b = cell.input_weights(params)  # loop-invariant: computed once
+  # run(c, (xs, valid, resets), c0) -> (c, ys): one engine over some steps,
+  # where resets set the carry back to c0.
+  if engine == "native":
+    def run(c, steps, c0):
+      del c0  # the native engine runs no resets (choose_engine)
+      return _native.run_layer(cell, params, steps[0], c, steps[1],
+                               reverse=reverse)
+  elif engine == "linear":
+    def run(c, steps, c0):
+      return linear_scan.run(cell, params, steps[0], c, steps[1],
+                             reverse=reverse, unroll=unroll, resets=steps[2],
+                             reset_to=c0)
+  elif engine == "xla":
+    def run(c, steps, c0):
+      return fused.run(cell, params, steps[0], c, steps[1], reverse=reverse,
+                       unroll=unroll, hoist=hoist, resets=steps[2], reset_to=c0)
+  else:
+    def run(c, steps, c0):
+      return _autodiff(cell, params, c, steps, c0, reverse=reverse,
+                       unroll=unroll, hoist=hoist)
+  if remat and xs.shape[0] > 1:
+    return _chunked_remat(run, carry, (xs, valid, resets), reverse=reverse)
+  return run(carry, (xs, valid, resets), carry)
+
+
+def _autodiff(cell, params, carry, steps, carry0, *, reverse, unroll, hoist):
+  """The plain scan of ``cell.recurrence``, which JAX differentiates."""
+  xs, valid, resets = steps
   if hoist:
-    xs = base.add_biases(xs @ w_i, b)
+    xs = cell.input_projection(params, xs)
     recurrence = cell.recurrence
   else:
-    recurrence = lambda p, c, x: cell.recurrence(p, c, base.add_biases(x @ w_i, b))
+    recurrence = lambda p, c, x: cell.recurrence(p, c, cell.input_projection(p, x))
 
-  def keep_dtype(new, old):
-    return jax.tree.map(lambda n, o: n.astype(o.dtype), new, old)
-
-  def step(c, x_t):
+  def step(c, inputs):
+    x_t, valid_t, reset_t = inputs
+    if reset_t is not None:
+      c = base.where_carry(reset_t, carry0, c)
     new_c, y = recurrence(params, c, x_t)
-    return keep_dtype(new_c, c), y
+    new_c = jax.tree.map(lambda n, o: n.astype(o.dtype), new_c, c)
+    if valid_t is None:
+      return new_c, y
+    return (base.where_carry(valid_t, new_c, c),
+            jnp.where(base.per_step(valid_t, y), y, jnp.zeros_like(y)))
 
-  def masked_step(c, inputs):
-    x_t, valid_t = inputs
-    new_c, y = recurrence(params, c, x_t)
-    v = valid_t[..., None]
-    new_c = jax.tree.map(lambda n, o: jnp.where(v, n, o).astype(o.dtype),
-                         new_c, c)
-    return new_c, jnp.where(v, y, jnp.zeros_like(y))
-
-  if remat and xs.shape[0] > 1:
-    def run_steps(c, inputs):
-      return jax.lax.scan(masked_step, c, inputs, reverse=reverse, unroll=unroll)
-    return _chunked_remat(run_steps, carry, xs, valid, reverse=reverse)
-  if valid is None:
-    return jax.lax.scan(step, carry, xs, reverse=reverse, unroll=unroll)
-  return jax.lax.scan(masked_step, carry, (xs, valid), reverse=reverse,
+  return jax.lax.scan(step, carry, (xs, valid, resets), reverse=reverse,
                       unroll=unroll)
 
 
-def _chunked_remat(run_chunk, carry, xs, valid, *, reverse):
+def reset_flags(resets: Optional[Array], reverse: bool) -> Optional[Array]:
+  """Where to reset, in the order the scan runs: ``resets`` itself forward;
+  run in reverse, a segment starts at the step before a reset, so
+  ``flags[t] = resets[t + 1]`` (and ``flags[T - 1]`` is false)."""
+  if resets is None or not reverse:
+    return resets
+  return jnp.concatenate([resets[1:], jnp.zeros_like(resets[:1])], axis=0)
+
+
+def _chunked_remat(run, carry, steps, *, reverse):
   """Scan over ``ceil(sqrt(T))`` checkpointed chunks of as many steps.
 
-  ``run_chunk(carry, (xs, valid)) -> (carry, ys)`` runs one chunk (either
-  engine). The sequence is padded to whole chunks with invalid steps, which
-  hold the carry and output zeros, then cut off again.
+  ``run(carry, steps, carry0) -> (carry, ys)`` runs one chunk (any engine);
+  ``steps`` is ``(xs, valid, resets)``, ``None`` where absent, and resets in
+  every chunk go back to the layer's own initial carry. The sequence is
+  padded to whole chunks with invalid steps, which hold the carry and output
+  zeros, then cut off again.
   """
+  xs, valid, resets = steps
   T = xs.shape[0]
   chunk = math.isqrt(T - 1) + 1
   n = -(-T // chunk)
@@ -244,12 +262,23 @@ def _chunked_remat(run_chunk, carry, xs, valid, *, reverse):
     valid = jnp.ones(xs.shape[:-1], bool)
   pad = n * chunk - T
   pad_time = lambda a: jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
-  as_chunks = lambda a: pad_time(a).reshape((n, chunk) + a.shape[1:])
+  as_chunks = lambda a: None if a is None else pad_time(a).reshape(
+      (n, chunk) + a.shape[1:])
 
-  carry, ys = jax.lax.scan(jax.checkpoint(run_chunk), carry,
-                           (as_chunks(xs), as_chunks(valid)),
-                           reverse=reverse)
+  carry0 = carry
+  run_chunk = jax.checkpoint(lambda c, chunk_steps, c0: run(c, chunk_steps, c0))
+  carry, ys = jax.lax.scan(
+      lambda c, chunk_steps: run_chunk(c, chunk_steps, carry0), carry,
+      tuple(as_chunks(a) for a in (xs, valid, resets)), reverse=reverse)
   return carry, ys.reshape((n * chunk,) + ys.shape[2:])[:T]
+
+
+def to_time_major_flags(flags: Optional[Array], time_major: bool) -> Optional[Array]:
+  """``mask`` or ``resets`` as ``(T, *batch)``."""
+  if flags is None:
+    return None
+  flags = jnp.asarray(flags)
+  return flags if time_major else jnp.moveaxis(flags, -1, 0)
 
 
 def valid_steps(seq_lengths: Optional[Array], mask: Optional[Array], T: int,
@@ -260,36 +289,47 @@ def valid_steps(seq_lengths: Optional[Array], mask: Optional[Array], T: int,
     t = jnp.arange(T).reshape((T,) + (1,) * jnp.ndim(seq_lengths))
     valid = t < jnp.asarray(seq_lengths)[None]
   if mask is not None:
-    mask = jnp.asarray(mask)
-    mask = mask if time_major else jnp.moveaxis(mask, -1, 0)
+    mask = to_time_major_flags(mask, time_major)
     valid = mask if valid is None else valid & mask
   return valid
 
 
-def to_time_major(xs: Array, time_major: bool) -> Array:
-  return xs if time_major else jnp.moveaxis(xs, -2, 0)
+def to_time_major(xs: Array, time_major: bool, features: int = 1) -> Array:
+  """``(*batch, T, *features)`` to ``(T, *batch, *features)``."""
+  return xs if time_major else jnp.moveaxis(xs, -1 - features, 0)
 
 
-def from_time_major(ys: Array, time_major: bool) -> Array:
-  return ys if time_major else jnp.moveaxis(ys, 0, -2)
+def from_time_major(ys: Array, time_major: bool, features: int = 1) -> Array:
+  return ys if time_major else jnp.moveaxis(ys, 0, -1 - features)
 
 
 # ------------------------------------------------------------------- checks
-def check_sequence(xs: Any, time_major: bool) -> tuple:
-  """Returns ``(batch_shape, T)`` of ``xs``, or raises."""
+def carry_batch_shape(shape: Sequence[int], time_major: bool,
+                      features: int = 1) -> tuple:
+  """The leading shape of a layer's carry for a sequence of ``shape``: the
+  batch axes, and the spatial axes of a convolutional cell."""
+  t = 0 if time_major else len(shape) - 1 - features
+  return tuple(shape[:t]) + tuple(shape[t + 1:-1])
+
+
+def check_sequence(xs: Any, time_major: bool, features: int = 1) -> tuple:
+  """Returns ``(batch_shape, T)`` of ``xs``, or raises; ``features`` is the
+  number of feature axes (:meth:`Cell.feature_axes`)."""
   shape = getattr(xs, "shape", None)
-  if shape is None or len(shape) < 2:
-    layout = "(T, *batch, input_size)" if time_major else "(*batch, T, input_size)"
+  if shape is None or len(shape) < 1 + features:
+    step = "*spatial, channels" if features > 1 else "input_size"
+    layout = f"(T, *batch, {step})" if time_major else f"(*batch, T, {step})"
     raise ValueError(f"xs: expected an array of shape {layout}, got "
                      f"{base.describe(xs)}")
   if time_major:
-    return tuple(shape[1:-1]), shape[0]
-  return tuple(shape[:-2]), shape[-2]
+    return tuple(shape[1:len(shape) - features]), shape[0]
+  return tuple(shape[:-1 - features]), shape[-1 - features]
 
 
 def check_lengths_and_mask(seq_lengths, mask, batch_shape: tuple, T: int,
-                           time_major: bool) -> None:
-  """Shapes and dtypes of ``seq_lengths`` and ``mask``; values when concrete."""
+                           time_major: bool, resets=None) -> None:
+  """Shapes and dtypes of ``seq_lengths``, ``mask`` and ``resets``; values
+  when concrete."""
   if seq_lengths is not None:
     shape = jnp.shape(seq_lengths)
     dtype = jnp.result_type(seq_lengths)
@@ -307,15 +347,17 @@ def check_lengths_and_mask(seq_lengths, mask, batch_shape: tuple, T: int,
         raise ValueError(
             f"seq_lengths: expected values in [0, T={T}], got min "
             f"{lengths.min()} and max {lengths.max()}")
-  if mask is not None:
-    shape = jnp.shape(mask)
-    dtype = jnp.result_type(mask)
+  for name, flags in (("mask", mask), ("resets", resets)):
+    if flags is None:
+      continue
+    shape = jnp.shape(flags)
+    dtype = jnp.result_type(flags)
     if dtype != jnp.bool_:
-      raise TypeError(f"mask: expected a boolean array, got dtype {dtype}")
+      raise TypeError(f"{name}: expected a boolean array, got dtype {dtype}")
     want = (T, *batch_shape) if time_major else (*batch_shape, T)
     if shape != want:
       layout = "(T, *batch)" if time_major else "(*batch, T)"
-      raise ValueError(f"mask: expected shape {base.shape_str(want)} "
+      raise ValueError(f"{name}: expected shape {base.shape_str(want)} "
                        f"{layout}, got {base.shape_str(shape)}")
 
 
@@ -342,8 +384,9 @@ def check_cell_inputs(cell: base.Cell, params, xs, carry, batch_shape: tuple, *,
                       xs_name: str = "xs") -> None:
   cell.check_params(params, params_name)
   cell.check_input(params, xs, xs_name)
-  if carry is not None:
-    cell.check_carry(params, carry, batch_shape, carry_name)
+  if carry is not None:  # a convolutional cell's carry has spatial axes too
+    spatial = tuple(xs.shape[len(xs.shape) - cell.feature_axes():-1])
+    cell.check_carry(params, carry, batch_shape + spatial, carry_name)
 
 
 # ------------------------------------------------------------------- public
@@ -351,6 +394,7 @@ def scan(cell: base.Cell, params: Any, xs: Array, *,
          initial_carry: Optional[Any] = None,
          seq_lengths: Optional[Array] = None,
          mask: Optional[Array] = None,
+         resets: Optional[Array] = None,
          reverse: bool = False,
          time_major: bool = False,
          unroll: int = 1,
@@ -368,6 +412,11 @@ def scan(cell: base.Cell, params: Any, xs: Array, *,
       sequences; steps ``t >= seq_lengths`` are invalid.
     mask: boolean ``(*batch, T)`` (``(T, *batch)`` when ``time_major``);
       false marks an invalid step. Combined with ``seq_lengths`` by "and".
+    resets: boolean, laid out as ``mask``; true at ``t`` sets the carry back
+      to ``initial_carry`` (zeros when ``None``) before step ``t``, valid or
+      not: episode boundaries, or the documents of a packed sequence. With
+      ``reverse``, each segment is run from its own last step, so every
+      segment gives what a separate run of it gives.
     reverse: run from the last valid step to the first; outputs are returned
       in the original time order, and each right-padded sequence is reversed
       within its own length.
@@ -398,44 +447,45 @@ def scan(cell: base.Cell, params: Any, xs: Array, *,
   check_cell(cell)
   check_unroll(unroll)
   impl = resolve_impl(impl)
-  batch_shape, T = check_sequence(xs, time_major)
+  batch_shape, T = check_sequence(xs, time_major, cell.feature_axes())
   check_cell_inputs(cell, params, xs, initial_carry, batch_shape)
-  check_lengths_and_mask(seq_lengths, mask, batch_shape, T, time_major)
+  check_lengths_and_mask(seq_lengths, mask, batch_shape, T, time_major, resets)
   with explain_forward_mode():
-    return _scan(cell, params, xs, initial_carry, seq_lengths, mask,
+    return _scan(cell, params, xs, initial_carry, seq_lengths, mask, resets,
                  reverse=reverse, time_major=time_major, unroll=unroll,
                  remat=bool(remat), impl=impl)
 
 
 @functools.partial(jax.jit, static_argnames=("cell", "reverse", "time_major",
                                              "unroll", "remat", "impl"))
-def _scan(cell, params, xs, initial_carry, seq_lengths, mask, *, reverse,
-          time_major, unroll, remat, impl):
-  xs = to_time_major(xs, time_major)
+def _scan(cell, params, xs, initial_carry, seq_lengths, mask, resets, *,
+          reverse, time_major, unroll, remat, impl):
+  xs = to_time_major(xs, time_major, cell.feature_axes())
   valid = valid_steps(seq_lengths, mask, xs.shape[0], time_major)
   carry, ys = run_cell(cell, params, xs, initial_carry, valid, reverse=reverse,
-                       unroll=unroll, remat=remat, impl=impl)
-  return carry, from_time_major(ys, time_major)
+                       unroll=unroll, remat=remat, impl=impl,
+                       resets=to_time_major_flags(resets, time_major))
+  return carry, from_time_major(ys, time_major, cell.feature_axes())
 
 
 def which_engine(cell: base.Cell, params: Any, xs: Array, *,
                  initial_carry: Optional[Any] = None, time_major: bool = False,
-                 impl: Optional[str] = None) -> tuple:
+                 impl: Optional[str] = None, resets: Optional[Array] = None) -> tuple:
   """``(engine, reason)``: the engine :func:`scan` would run, and why.
 
-  ``engine`` is ``"native"``, ``"xla"`` or ``"autodiff"``; ``reason`` says
-  why in words (for example why the native engine does not apply). Arguments
+  ``engine`` is ``"native"``, ``"xla"``, ``"autodiff"`` or ``"linear"``;
+  ``reason`` says why in words (for example why the native engine does not apply). Arguments
   as :func:`scan`; only shapes and dtypes are read. Raises as :func:`scan`
   would.
   """
   check_cell(cell)
   impl = resolve_impl(impl)
-  batch_shape, _ = check_sequence(xs, time_major)
+  batch_shape, _ = check_sequence(xs, time_major, cell.feature_axes())
   check_cell_inputs(cell, params, xs, initial_carry, batch_shape)
-  xs = jax.eval_shape(lambda x: to_time_major(x, time_major),
+  xs = jax.eval_shape(lambda x: to_time_major(x, time_major, cell.feature_axes()),
                       jax.ShapeDtypeStruct(xs.shape, xs.dtype))
   carry = initial_carry
   if carry is None:
     dtype = jax.eval_shape(lambda x: cell.input_projection(params, x[:1]), xs).dtype
-    carry = jax.eval_shape(lambda: cell.initial_carry(params, batch_shape, dtype))
-  return choose_engine(cell, params, xs, carry, impl)
+    carry = jax.eval_shape(lambda: cell.initial_carry(params, xs.shape[1:-1], dtype))
+  return choose_engine(cell, params, xs, carry, impl, resets is not None)

@@ -191,6 +191,7 @@ class TorchRNN:
   # ------------------------------------------------------------------ call
   def __call__(self, params: tuple, input: jax.Array, hx: Any = None, *,
                seq_lengths: Optional[jax.Array] = None,
+               resets: Optional[jax.Array] = None,
                key: Optional[jax.Array] = None, impl: Optional[str] = None):
     """``(input, hx) -> (output, h_n)`` (LSTM: ``(output, (h_n, c_n))``).
 
@@ -203,6 +204,10 @@ class TorchRNN:
       seq_lengths: ``(N,)`` lengths, the equivalent of running torch on a
         ``pack_padded_sequence``: outputs past each length are zero and the
         final states are taken at each sequence's last valid step.
+      resets: boolean, ``(L, N)`` (``(N, L)`` if ``batch_first``, ``(L,)``
+        unbatched): true at ``t`` sets the state back to ``hx`` (zeros if
+        ``None``) before step ``t``, in every layer; the reverse direction
+        runs each segment from its own end (see :func:`jaxrnn.scan`).
       key: PRNG key for dropout between layers (torch's training mode);
         ``None`` means no dropout (evaluation mode).
       impl: the engine, as in :func:`jaxrnn.scan`.
@@ -214,7 +219,7 @@ class TorchRNN:
     carries = None if hx is None else self._carries_from_hx(params, hx, batch_shape)
     finals, output = self.stacked(
         params, input, initial_carry=carries, seq_lengths=seq_lengths,
-        time_major=time_major, key=key, deterministic=key is None, impl=impl)
+        resets=resets, time_major=time_major, key=key, deterministic=key is None, impl=impl)
     per_direction = [c for layer in finals
                      for c in (layer if self.bidirectional else (layer,))]
     h_n = jnp.stack([c.h for c in per_direction])
