@@ -9,6 +9,7 @@ from jaxrnn._src.base import LSTMState
 from jaxrnn._src.base import RNNState
 from jaxrnn._src.conv_lstm import ConvLSTMCell
 from jaxrnn._src.conv_lstm import ConvLSTMParams
+from jaxrnn._src.dropout import RecurrentDropout
 from jaxrnn._src.gru import GRUCell
 from jaxrnn._src.gru import GRUParams
 from jaxrnn._src.gru import MGUCell
@@ -18,6 +19,10 @@ from jaxrnn._src.layers import BidirectionalParams
 from jaxrnn._src.layers import Stacked
 from jaxrnn._src.linear import Linear
 from jaxrnn._src.linear import LinearParams
+from jaxrnn._src.layer_norm import LayerNormGRUCell
+from jaxrnn._src.layer_norm import LayerNormGRUParams
+from jaxrnn._src.layer_norm import LayerNormLSTMCell
+from jaxrnn._src.layer_norm import LayerNormLSTMParams
 from jaxrnn._src.lstm import CIFGLSTMCell
 from jaxrnn._src.lstm import CIFGParams
 from jaxrnn._src.lstm import LSTMCell
@@ -59,6 +64,10 @@ __all__ = (
     "GRUCell",
     "GRUParams",
     "LRUCell",
+    "LayerNormGRUCell",
+    "LayerNormGRUParams",
+    "LayerNormLSTMCell",
+    "LayerNormLSTMParams",
     "LRUParams",
     "LRUState",
     "LSTMCell",
@@ -79,6 +88,7 @@ __all__ = (
     "RGLRUCell",
     "RGLRUParams",
     "RNNState",
+    "RecurrentDropout",
     "SLSTMCell",
     "SLSTMParams",
     "SLSTMState",

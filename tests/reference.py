@@ -202,3 +202,29 @@ def conv_lstm(p, state, x):
   c = sigmoid(zf) * c + sigmoid(zi) * np.tanh(zg)
   h = sigmoid(zo) * np.tanh(c)
   return (h, c), h
+
+
+def layer_norm(z, gain, shift=0.0, eps=1e-5):
+  mu = z.mean(-1, keepdims=True)
+  var = ((z - mu) ** 2).mean(-1, keepdims=True)
+  return gain * (z - mu) / np.sqrt(var + eps) + shift
+
+
+def ln_lstm(p, state, x):
+  """Ba et al. (2016): LN of x W_i and h W_h separately, and of c' before tanh."""
+  h, c = state
+  z = layer_norm(x @ p.w_i, p.g_i) + layer_norm(h @ p.w_h, p.g_h) + p.b
+  zi, zf, zg, zo = np.split(z, 4, axis=-1)
+  c = sigmoid(zf) * c + sigmoid(zi) * np.tanh(zg)
+  h = sigmoid(zo) * np.tanh(layer_norm(c, p.g_c, p.b_c))
+  return (h, c), h
+
+
+def ln_gru(p, state, x):
+  (h,) = state
+  xr, xz, xn = np.split(layer_norm(x @ p.w_i, p.g_i) + p.b, 3, axis=-1)
+  hr, hz, hn = np.split(layer_norm(h @ p.w_h, p.g_h), 3, axis=-1)
+  r, z = sigmoid(xr + hr), sigmoid(xz + hz)
+  n = np.tanh(xn + r * (hn + p.b_hn))
+  h = (1 - z) * n + z * h
+  return (h,), h

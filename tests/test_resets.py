@@ -20,6 +20,8 @@ ALL_CELLS.update({
     "rg_lru": jaxrnn.RGLRUCell(),
     "slstm": jaxrnn.SLSTMCell(num_heads=2),
     "conv_lstm": jaxrnn.ConvLSTMCell(kernel_size=(3,)),  # over a 1-D signal of 5
+    "ln_lstm": jaxrnn.LayerNormLSTMCell(),
+    "ln_gru": jaxrnn.LayerNormGRUCell(),
 })
 
 B, T, H = 2, 9, 4

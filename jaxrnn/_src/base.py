@@ -123,13 +123,16 @@ class Cell(abc.ABC):
     w, b = self.input_weights(params)
     return add_biases(x @ w, b)
 
-  def recurrence(self, params: PyTree, carry: PyTree, xp: Array):
+  def recurrence(self, params: PyTree, carry: PyTree, xp: Array,
+                 h_mask: Optional[Array] = None):
     """The part of a step that needs the carry: ``(carry, xp) -> (carry, y)``.
 
     By default the recurrent matmul followed by :meth:`pointwise`; cells whose
     step does not split that way override this (and :meth:`splits_step`).
+    ``h_mask`` (recurrent dropout) multiplies ``h`` where it enters the
+    recurrent product, and nowhere else.
     """
-    hw = carry.h @ params.w_h
+    hw = drop(carry.h, h_mask) @ params.w_h
     return self.pointwise(params, carry, self.preactivation(params, xp, hw))
 
   def preactivation(self, params: PyTree, xp: Array, hw: Array) -> Array:
@@ -301,6 +304,11 @@ def add_biases(y: Optional[Array], *biases) -> Optional[Array]:
   if y is None or total is None:
     return total if y is None else y
   return y + total
+
+
+def drop(h: Array, mask: Optional[Array]) -> Array:
+  """``h * mask``, or ``h`` when there is no mask."""
+  return h if mask is None else h * mask.astype(h.dtype)
 
 
 def per_step(flag: Array, like: Array) -> Array:

@@ -126,8 +126,8 @@ class ConvLSTMCell(base.Cell):
   def input_projection(self, params, x):
     return base.add_biases(convolve(x, params.w_i), params.b_i, params.b_h)
 
-  def recurrence(self, params, carry, xp):
-    z = xp + convolve(carry.h, params.w_h)
+  def recurrence(self, params, carry, xp, h_mask=None):
+    z = xp + convolve(base.drop(carry.h, h_mask), params.w_h)
     return lstm.lstm_update(carry, z)
 
   def splits_step(self) -> bool:

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn._src import base
+from jaxrnn._src import dropout as dropout_lib
 from jaxrnn._src import layers
 from jaxrnn._src import scan as scan_lib
 
@@ -82,9 +83,9 @@ class RNN(nn.Module):
 
   ``layer`` is a cell (run with :func:`jaxrnn.scan`), a
   :class:`jaxrnn.Bidirectional` or a :class:`jaxrnn.Stacked`. Calling it
-  returns ``(carry, ys)`` exactly as the functional layer does. Dropout in a
-  ``Stacked`` layer draws from the ``"dropout"`` RNG stream when
-  ``deterministic=False``.
+  returns ``(carry, ys)`` exactly as the functional layer does. Dropout
+  (``dropout`` here, or a ``Stacked`` layer's own) draws from the
+  ``"dropout"`` RNG stream when ``deterministic=False``.
 
   Attributes:
     layer: the functional layer.
@@ -92,6 +93,8 @@ class RNN(nn.Module):
     reverse: cells only: run backwards (padding-aware).
     unroll, remat, time_major, impl: as in :func:`jaxrnn.scan`.
     initializer, forget_bias, proj_size, param_dtype: passed to ``init``.
+    dropout: a :class:`jaxrnn.RecurrentDropout` for a cell or a
+      ``Bidirectional`` (a ``Stacked`` layer holds its own).
   """
 
   layer: Union[base.Cell, layers.Bidirectional, layers.Stacked]
@@ -105,6 +108,7 @@ class RNN(nn.Module):
   forget_bias: Optional[float] = None
   proj_size: Optional[int] = None
   param_dtype: Any = jnp.float32
+  dropout: Optional[dropout_lib.RecurrentDropout] = None
 
   def _kwargs(self):
     return init_kwargs(self.layer, self.initializer, self.forget_bias,
@@ -119,14 +123,17 @@ class RNN(nn.Module):
                   resets=resets,
                   time_major=self.time_major, unroll=self.unroll, remat=self.remat,
                   impl=self.impl)
+    check_dropout(self.layer, self.dropout)
+    train = not deterministic and draws_masks(self.layer, self.dropout)
+    common.update(key=self.make_rng("dropout") if train else None,
+                  deterministic=not train)
+    if isinstance(self.layer, layers.Stacked):
+      return self.layer(params, xs, **common)
+    common["dropout"] = self.dropout
     if isinstance(self.layer, base.Cell):
       return scan_lib.scan(self.layer, params, xs, reverse=self.reverse, **common)
     if self.reverse:
       raise ValueError(f"reverse: applies to a cell, not to {type(self.layer).__name__}")
-    if isinstance(self.layer, layers.Stacked):
-      dropout = self.layer.dropout_rate > 0 and not deterministic
-      return self.layer(params, xs, key=self.make_rng("dropout") if dropout else None,
-                        deterministic=not dropout, **common)
     return self.layer(params, xs, **common)
 
   @nn.nowrap
@@ -137,6 +144,21 @@ class RNN(nn.Module):
                                        self.layer.feature_axes())
     return carry_shapes(self.layer, input_shape[-1], self.hidden_size, self._kwargs(),
                         tuple(batch), self.param_dtype)
+
+
+def check_dropout(layer, dropout) -> None:
+  if dropout is not None and isinstance(layer, layers.Stacked):
+    raise ValueError("dropout: a Stacked layer holds its own; pass "
+                     "Stacked(..., recurrent_dropout=...)")
+
+
+def draws_masks(layer, dropout) -> bool:
+  """Whether a training call of the layer draws random masks."""
+  if isinstance(layer, layers.Stacked):
+    rd = layer.recurrent_dropout
+    return (layer.dropout_rate > 0 and len(layer.layers) > 1) or (
+        rd is not None and rd.active())
+  return dropout is not None and dropout.active()
 
 
 def to_functional(variables):

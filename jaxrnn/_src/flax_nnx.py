@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxrnn._src import base
+from jaxrnn._src import dropout as dropout_lib
 from jaxrnn._src import flax_linen
 from jaxrnn._src import layers
 from jaxrnn._src import scan as scan_lib
@@ -49,8 +50,11 @@ class RNN(nnx.Module):
   nnx module; ``module(xs, ...) -> (carry, ys)`` as the functional layer.
 
   ``reverse``, ``unroll``, ``remat``, ``time_major`` and ``impl`` are as in
-  :func:`jaxrnn.scan`. Dropout in a ``Stacked`` layer is on in training mode (``module.train()``,
-  the default) and off after ``module.eval()``; it draws from ``rngs.dropout``.
+  :func:`jaxrnn.scan`; ``dropout`` is a :class:`jaxrnn.RecurrentDropout` for
+  a cell or a ``Bidirectional`` (a ``Stacked`` layer holds its own). Dropout
+  is on in training mode (``module.train()``, the default) and off after
+  ``module.eval()`` (zoneout then gives its expectation); it draws from
+  ``rngs.dropout``.
   """
 
   def __init__(self, layer: Union[base.Cell, layers.Bidirectional, layers.Stacked],
@@ -58,12 +62,15 @@ class RNN(nnx.Module):
                rngs: nnx.Rngs, reverse: bool = False, unroll: int = 1,
                remat: bool = False, time_major: bool = False, impl: Optional[str] = None,
                initializer: str = "default", forget_bias: Optional[float] = None,
-               proj_size: Optional[int] = None, param_dtype: Any = jnp.float32):
+               proj_size: Optional[int] = None, param_dtype: Any = jnp.float32,
+               dropout: Optional[dropout_lib.RecurrentDropout] = None):
     if impl is not None:
       scan_lib.check_impl(impl)
     if reverse and not isinstance(layer, base.Cell):
       raise ValueError(f"reverse: applies to a cell, not to {type(layer).__name__}")
+    flax_linen.check_dropout(layer, dropout)
     self.spec = layer
+    self.dropout = dropout
     self.reverse, self.unroll, self.remat, self.time_major = reverse, unroll, remat, time_major
     self.impl = impl
     kwargs = flax_linen.init_kwargs(layer, initializer, forget_bias, proj_size, param_dtype)
@@ -78,12 +85,14 @@ class RNN(nnx.Module):
                   resets=resets,
                   time_major=self.time_major, unroll=self.unroll, remat=self.remat,
                   impl=self.impl)
+    train = not self.deterministic and flax_linen.draws_masks(self.spec, self.dropout)
+    common.update(key=self.rngs.dropout() if train else None,
+                  deterministic=not train)
+    if isinstance(self.spec, layers.Stacked):
+      return self.spec(params, xs, **common)
+    common["dropout"] = self.dropout
     if isinstance(self.spec, base.Cell):
       return scan_lib.scan(self.spec, params, xs, reverse=self.reverse, **common)
-    if isinstance(self.spec, layers.Stacked):
-      dropout = self.spec.dropout_rate > 0 and not self.deterministic
-      return self.spec(params, xs, key=self.rngs.dropout() if dropout else None,
-                       deterministic=not dropout, **common)
     return self.spec(params, xs, **common)
 
   def initialize_carry(self, input_shape, rngs=None):

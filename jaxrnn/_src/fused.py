@@ -37,24 +37,24 @@ from jaxrnn._src import base
 
 
 def run(cell: base.Cell, params, xs, carry, valid, *, reverse: bool,
-        unroll: int, hoist: bool, resets=None, reset_to=None):
+        unroll: int, hoist: bool, resets=None, reset_to=None, h_mask=None):
   """``(final_carry, ys)`` of ``cell`` over time-major ``xs``; as
   :func:`jaxrnn._src.scan.run_cell`, for cells with ``cell.splits_step()``.
   ``resets`` (in the scan's order) set the carry to ``reset_to`` before a
-  step."""
+  step; ``h_mask`` (recurrent dropout) multiplies ``h`` in ``h W_h``."""
   return _layer(cell, reverse, unroll, hoist, params, xs, carry, valid, resets,
-                reset_to if resets is not None else None)
+                reset_to if resets is not None else None, h_mask)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
 def _layer(cell, reverse, unroll, hoist, params, xs, carry, valid, resets,
-           reset_to):
+           reset_to, h_mask):
   return _forward(cell, reverse, unroll, hoist, params, xs, carry, valid,
-                  resets, reset_to, save=False)
+                  resets, reset_to, h_mask, save=False)
 
 
 def _forward(cell, reverse, unroll, hoist, params, xs, carry, valid, resets,
-             reset_to, *, save):
+             reset_to, h_mask, *, save):
   w_i, b = cell.input_weights(params)
   project = lambda x: base.add_biases(x @ w_i, b)
 
@@ -63,7 +63,7 @@ def _forward(cell, reverse, unroll, hoist, params, xs, carry, valid, resets,
     if r is not None:
       c = base.where_carry(r, reset_to, c)
     z = cell.preactivation(params, x_t if hoist else project(x_t),
-                           c.h @ params.w_h)
+                           base.drop(c.h, h_mask) @ params.w_h)
     new_c, y = cell.pointwise(params, c, z)
     new_c = jax.tree.map(lambda n, o: n.astype(o.dtype), new_c, c)
     if v is not None:
@@ -77,10 +77,12 @@ def _forward(cell, reverse, unroll, hoist, params, xs, carry, valid, resets,
 
 
 def _layer_fwd(cell, reverse, unroll, hoist, params, xs, carry, valid, resets,
-               reset_to):
+               reset_to, h_mask):
   final, (carries, zs, ys) = _forward(cell, reverse, unroll, hoist, params, xs,
-                                      carry, valid, resets, reset_to, save=True)
-  return (final, ys), (params, xs, carry, valid, resets, reset_to, carries, zs)
+                                      carry, valid, resets, reset_to, h_mask,
+                                      save=True)
+  return (final, ys), (params, xs, carry, valid, resets, reset_to, h_mask,
+                       carries, zs)
 
 
 def _without_weights(params):
@@ -91,7 +93,7 @@ def _without_weights(params):
 
 def _layer_bwd(cell, reverse, unroll, hoist, res, cts):
   del hoist  # the backward is the same either way
-  params, xs, carry0, valid, resets, reset_to, carries, zs = res
+  params, xs, carry0, valid, resets, reset_to, h_mask, carries, zs = res
   d_final, dys = cts
   small = _without_weights(params)
   with_weights = lambda p: p._replace(w_i=params.w_i, w_h=params.w_h)
@@ -117,7 +119,8 @@ def _layer_bwd(cell, reverse, unroll, hoist, res, cts):
     dp_t, dc_prev, dz = vjp(jax.tree.map(lambda d, o: d.astype(o.dtype),
                                          (dc_in, dy), out))
     dhw = transpose_pre(z.shape[:-1])(dz)[2]
-    dc_prev = dc_prev._replace(h=dc_prev.h + (dhw @ w_h_t).astype(dc_prev.h.dtype))
+    dh = base.drop(dhw @ w_h_t, h_mask)
+    dc_prev = dc_prev._replace(h=dc_prev.h + dh.astype(dc_prev.h.dtype))
     if v is not None:
       dc_prev = jax.tree.map(lambda n, o: jnp.where(v, n, o), dc_prev, dc)
     dc_prev = jax.tree.map(lambda d, c: d.astype(c.dtype), dc_prev, c)
@@ -136,7 +139,7 @@ def _layer_bwd(cell, reverse, unroll, hoist, res, cts):
   # Everything else: one matmul (or sum) over all T * batch rows.
   dp_pre, dxps, dhws = transpose_pre(zs.shape[:-1])(dzs)
   rows = lambda a: a.reshape(-1, a.shape[-1])
-  d_w_h = _matmul_t(rows(carries.h), rows(dhws))
+  d_w_h = _matmul_t(rows(base.drop(carries.h, h_mask)), rows(dhws))
   w_i, b = cell.input_weights(params)
   d_w_i = _matmul_t(rows(xs), rows(dxps))
   d_b = None if b is None else rows(dxps).sum(0, dtype=_accumulator(dxps.dtype))
@@ -148,7 +151,7 @@ def _layer_bwd(cell, reverse, unroll, hoist, res, cts):
       w_i=None, w_h=d_w_h))
   d_params = jax.tree.map(lambda d, p: d.astype(p.dtype), d_params, params)
   d_carry0 = jax.tree.map(lambda d, c: d.astype(c.dtype), d_carry0, carry0)
-  return d_params, dxs, d_carry0, None, None, d_reset
+  return d_params, dxs, d_carry0, None, None, d_reset, None
 
 
 _layer.defvjp(_layer_fwd, _layer_bwd)

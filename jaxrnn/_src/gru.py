@@ -105,14 +105,14 @@ class GRUCell(_GatedUnit):
     h = (1 - u) * n + u * carry.h
     return base.RNNState(h), h
 
-  def recurrence(self, params, carry, xp):
+  def recurrence(self, params, carry, xp, h_mask=None):
     if self.reset_after:
-      return super().recurrence(params, carry, xp)
-    h = carry.h
+      return super().recurrence(params, carry, xp, h_mask)
+    h, h_in = carry.h, base.drop(carry.h, h_mask)
     hidden = params.w_h.shape[0]
     x_rz, x_n = xp[..., :2 * hidden], xp[..., 2 * hidden:]
-    r, z = jnp.split(sigmoid(x_rz + h @ params.w_h[:, :2 * hidden]), 2, axis=-1)
-    n = jnp.tanh(x_n + (r * h) @ params.w_h[:, 2 * hidden:])
+    r, z = jnp.split(sigmoid(x_rz + h_in @ params.w_h[:, :2 * hidden]), 2, axis=-1)
+    n = jnp.tanh(x_n + (r * h_in) @ params.w_h[:, 2 * hidden:])
     h = (1 - z) * n + z * h
     return base.RNNState(h), h
 
@@ -184,12 +184,12 @@ class MGUCell(_GatedUnit):
     h = (1 - f) * n + f * carry.h
     return base.RNNState(h), h
 
-  def recurrence(self, params, carry, xp):
+  def recurrence(self, params, carry, xp, h_mask=None):
     if self.reset_after:
-      return super().recurrence(params, carry, xp)
-    h = carry.h
+      return super().recurrence(params, carry, xp, h_mask)
+    h, h_in = carry.h, base.drop(carry.h, h_mask)
     hidden = params.w_h.shape[0]
-    f = base.sigmoid(xp[..., :hidden] + h @ params.w_h[:, :hidden])
-    n = jnp.tanh(xp[..., hidden:] + (f * h) @ params.w_h[:, hidden:])
+    f = base.sigmoid(xp[..., :hidden] + h_in @ params.w_h[:, :hidden])
+    n = jnp.tanh(xp[..., hidden:] + (f * h_in) @ params.w_h[:, hidden:])
     h = (1 - f) * n + f * h
     return base.RNNState(h), h

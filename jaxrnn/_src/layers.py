@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn._src import base
+from jaxrnn._src import dropout as dropout_lib
 from jaxrnn._src import scan as scan_lib
 
 _MERGES = {
@@ -99,9 +100,11 @@ class Bidirectional:
                mask: Optional[jax.Array] = None,
                resets: Optional[jax.Array] = None,
                time_major: bool = False, unroll: int = 1, remat: bool = False,
-               impl: Optional[str] = None):
+               impl: Optional[str] = None, dropout=None,
+               key: Optional[jax.Array] = None, deterministic: bool = False):
     """Runs both directions (jit-compiled); arguments as :func:`jaxrnn.scan`
-    (with ``resets``, each segment is run forward and backward on its own).
+    (with ``resets``, each segment is run forward and backward on its own;
+    with ``dropout``, each direction draws its own masks).
 
     Returns:
       ``((forward_carry, backward_carry), ys)``: the forward carry after each
@@ -114,10 +117,15 @@ class Bidirectional:
     self.check_inputs(params, xs, initial_carry, batch_shape)
     scan_lib.check_lengths_and_mask(seq_lengths, mask, batch_shape, T,
                                     time_major, resets)
+    dropout_lib.check(dropout, key, deterministic, (self.forward, self.backward))
+    regularise = dropout is not None and dropout.active()
     with scan_lib.explain_forward_mode():
       return _bidirectional(self, params, xs, initial_carry, seq_lengths, mask,
-                            resets, time_major=time_major, unroll=unroll,
-                            remat=bool(remat), impl=impl)
+                            resets, key if regularise and not deterministic else None,
+                            time_major=time_major, unroll=unroll,
+                            remat=bool(remat), impl=impl,
+                            dropout=dropout if regularise else None,
+                            deterministic=bool(deterministic))
 
   def check_inputs(self, params, xs, initial_carry, batch_shape, *,
                    params_name="params", carry_name="initial_carry",
@@ -141,27 +149,33 @@ class Bidirectional:
                       f"{type(params).__name__}")
 
   def run(self, params, xs, carry, valid, *, unroll, remat=False, impl="auto",
-          resets=None):
+          resets=None, dropout=None, key=None, deterministic=True):
     """Time-major core, no checks: ``((carry_fwd, carry_bwd), ys)``."""
     carry_fwd, carry_bwd = (None, None) if carry is None else carry
-    common = dict(unroll=unroll, remat=remat, impl=impl, resets=resets)
+    keys = (None, None) if key is None else tuple(jax.random.split(key))
+    common = dict(unroll=unroll, remat=remat, impl=impl, resets=resets,
+                  dropout=dropout, deterministic=deterministic)
     carry_fwd, y_fwd = scan_lib.run_cell(self.forward, params.forward, xs,
-                                         carry_fwd, valid, reverse=False, **common)
+                                         carry_fwd, valid, reverse=False,
+                                         key=keys[0], **common)
     carry_bwd, y_bwd = scan_lib.run_cell(self.backward, params.backward, xs,
-                                         carry_bwd, valid, reverse=True, **common)
+                                         carry_bwd, valid, reverse=True,
+                                         key=keys[1], **common)
     merge = _MERGES.get(self.merge, self.merge)
     return (carry_fwd, carry_bwd), merge(y_fwd, y_bwd)
 
 
 @functools.partial(jax.jit, static_argnames=("layer", "time_major", "unroll",
-                                             "remat", "impl"))
+                                             "remat", "impl", "dropout",
+                                             "deterministic"))
 def _bidirectional(layer, params, xs, initial_carry, seq_lengths, mask, resets,
-                   *, time_major, unroll, remat, impl):
+                   key, *, time_major, unroll, remat, impl, dropout, deterministic):
   xs = scan_lib.to_time_major(xs, time_major, layer.feature_axes())
   valid = scan_lib.valid_steps(seq_lengths, mask, xs.shape[0], time_major)
   carry, ys = layer.run(params, xs, initial_carry, valid, unroll=unroll,
                         remat=remat, impl=impl,
-                        resets=scan_lib.to_time_major_flags(resets, time_major))
+                        resets=scan_lib.to_time_major_flags(resets, time_major),
+                        dropout=dropout, key=key, deterministic=deterministic)
   return carry, scan_lib.from_time_major(ys, time_major, layer.feature_axes())
 
 
@@ -176,15 +190,19 @@ class Stacked:
   Dropout with rate ``dropout_rate`` is applied to the outputs of every layer
   but the last, as in ``torch.nn.LSTM(dropout=...)``, using the ``key`` given
   at call time; each element is kept with probability ``1 - dropout_rate``
-  and scaled by ``1 / (1 - dropout_rate)``.
+  and scaled by ``1 / (1 - dropout_rate)``, a new mask at every step.
+  ``recurrent_dropout`` regularises every layer (each draws its own masks).
 
   Attributes:
     layers: the layers, first to last.
     dropout_rate: in ``[0, 1)``.
+    recurrent_dropout: a :class:`jaxrnn.RecurrentDropout` for every layer,
+      or ``None``.
   """
 
   layers: Tuple[Layer, ...]
   dropout_rate: float = 0.0
+  recurrent_dropout: Optional[dropout_lib.RecurrentDropout] = None
 
   def __post_init__(self):
     layers = tuple(self.layers) if isinstance(self.layers, (list, tuple)) else None
@@ -203,6 +221,9 @@ class Stacked:
     if not 0.0 <= self.dropout_rate < 1.0:
       raise ValueError(f"dropout_rate: expected a value in [0, 1), got "
                        f"{self.dropout_rate!r}")
+    cells = [c for layer in layers for c in (
+        (layer.forward, layer.backward) if isinstance(layer, Bidirectional) else (layer,))]
+    dropout_lib.check(self.recurrent_dropout, None, True, cells)
 
   def init(self, key, input_size: int,
            hidden_size: Union[int, Sequence[int]], **kwargs) -> tuple:
@@ -241,8 +262,8 @@ class Stacked:
     (``resets`` reset every layer).
 
     Args:
-      key: PRNG key for dropout; required when ``dropout_rate > 0`` unless
-        ``deterministic``.
+      key: PRNG key for dropout; required when ``dropout_rate > 0`` or
+        ``recurrent_dropout`` is active, unless ``deterministic``.
       deterministic: no dropout (evaluation).
 
     Returns:
@@ -269,14 +290,17 @@ class Stacked:
       x = jax.ShapeDtypeStruct(x.shape[:-1] + (layer.output_size(p),), x.dtype)
     scan_lib.check_lengths_and_mask(seq_lengths, mask, batch_shape, T,
                                     time_major, resets)
-    dropout = self.dropout_rate > 0 and not deterministic and len(self.layers) > 1
-    if dropout and key is None:
-      raise ValueError(f"key: Stacked with dropout_rate={self.dropout_rate} needs "
-                       "a PRNG key, or deterministic=True for evaluation")
+    dropout = not deterministic and (
+        (self.dropout_rate > 0 and len(self.layers) > 1) or
+        (self.recurrent_dropout is not None and self.recurrent_dropout.active()))
+    if dropout:
+      dropout_lib.check_key(key, f"Stacked with dropout_rate={self.dropout_rate} "
+                            f"and recurrent_dropout={self.recurrent_dropout}")
     with scan_lib.explain_forward_mode():
       return _stacked(self, params, xs, initial_carry, seq_lengths, mask, resets,
                       key if dropout else None, time_major=time_major,
-                      unroll=unroll, remat=bool(remat), impl=impl)
+                      unroll=unroll, remat=bool(remat), impl=impl,
+                      deterministic=bool(deterministic))
 
   def _check_params(self, params):
     if not isinstance(params, (tuple, list)) or len(params) != len(self.layers):
@@ -287,25 +311,30 @@ class Stacked:
 
 
 @functools.partial(jax.jit, static_argnames=("stack", "time_major", "unroll",
-                                             "remat", "impl"))
+                                             "remat", "impl", "deterministic"))
 def _stacked(stack, params, xs, initial_carry, seq_lengths, mask, resets, key, *,
-             time_major, unroll, remat, impl):
+             time_major, unroll, remat, impl, deterministic):
   xs = scan_lib.to_time_major(xs, time_major, stack.feature_axes())
   valid = scan_lib.valid_steps(seq_lengths, mask, xs.shape[0], time_major)
   resets = scan_lib.to_time_major_flags(resets, time_major)
   carries = (None,) * len(stack.layers) if initial_carry is None else initial_carry
   finals = []
   last = len(stack.layers) - 1
+  regularise = stack.recurrent_dropout is not None and stack.recurrent_dropout.active()
   for i, (layer, p, carry) in enumerate(zip(stack.layers, params, carries)):
+    k_layer = None
+    if key is not None and regularise:
+      key, k_layer = jax.random.split(key)
+    common = dict(unroll=unroll, remat=remat, impl=impl, resets=resets,
+                  dropout=stack.recurrent_dropout if regularise else None,
+                  key=k_layer, deterministic=deterministic)
     if isinstance(layer, Bidirectional):
-      carry, xs = layer.run(p, xs, carry, valid, unroll=unroll, remat=remat,
-                            impl=impl, resets=resets)
+      carry, xs = layer.run(p, xs, carry, valid, **common)
     else:
       carry, xs = scan_lib.run_cell(layer, p, xs, carry, valid, reverse=False,
-                                    unroll=unroll, remat=remat, impl=impl,
-                                    resets=resets)
+                                    **common)
     finals.append(carry)
-    if key is not None and i < last:
+    if key is not None and stack.dropout_rate > 0 and i < last:
       key, k_drop = jax.random.split(key)
       keep = jax.random.bernoulli(k_drop, 1.0 - stack.dropout_rate, xs.shape)
       xs = jnp.where(keep, xs / (1.0 - stack.dropout_rate), jnp.zeros_like(xs))

@@ -120,7 +120,10 @@ class LinearRecurrentCell(base.Cell):
     del params
     return x
 
-  def recurrence(self, params, carry, x):
+  def recurrence(self, params, carry, x, h_mask=None):
+    if h_mask is not None:
+      raise ValueError(f"dropout: {type(self).__name__} has no recurrent product "
+                       "for recurrent dropout to act on")
     a, b = self.coefficients(params, x)
     h = a * self.state(carry) + b
     new = jax.tree.map(lambda n, o: n.astype(o.dtype), self.to_carry(h), carry)
@@ -154,15 +157,27 @@ class LinearRecurrentCell(base.Cell):
 
 
 def run(cell: LinearRecurrentCell, params, xs, carry, valid, *, reverse: bool,
-        unroll: int, resets=None, reset_to=None):
+        unroll: int, resets=None, reset_to=None, zone=None, zone_rate=0.0):
   """``(final_carry, ys)`` over time-major ``xs``, as ``scan.run_cell``.
 
   A reset step (``resets``, in the scan's order) starts from ``reset_to``:
-  ``(a, b) -> (0, a h_0 + b)``, held as such on an invalid step.
+  ``(a, b) -> (0, a h_0 + b)``, held as such on an invalid step. Zoneout
+  keeps the recurrence linear: a unit that keeps its old value is ``(1,
+  0)``, and the evaluation's expectation is ``(p + (1 − p) a, (1 − p) b)``;
+  ``zone`` holds the per-step masks (a carry of booleans) in training.
   """
   method = cell.resolved_method()
+  keep = None
+  if zone is not None:
+    keep = jax.tree.leaves(zone)[0]  # the LRU: one mask per complex unit
   if cell.in_log_space():
     log_a, log_b = cell.log_coefficients(params, xs)
+    if keep is not None:
+      log_a = jnp.where(keep, jnp.zeros_like(log_a), log_a)
+      log_b = jnp.where(keep, jnp.full_like(log_b, _log_floor(log_b.dtype)), log_b)
+    elif zone_rate:
+      log_a = jnp.logaddexp(jnp.log(zone_rate), jnp.log1p(-zone_rate) + log_a)
+      log_b = jnp.log1p(-zone_rate) + log_b
     floor = _log_floor(log_b.dtype)
     if valid is not None:
       v = valid[..., None]
@@ -179,6 +194,12 @@ def run(cell: LinearRecurrentCell, params, xs, carry, valid, *, reverse: bool,
                            unroll=unroll))
   else:
     a, b = cell.coefficients(params, xs)
+    if keep is not None:
+      a = jnp.where(keep, jnp.ones_like(a), a)
+      b = jnp.where(keep, jnp.zeros_like(b), b)
+    elif zone_rate:
+      a = zone_rate + (1 - zone_rate) * a
+      b = (1 - zone_rate) * b
     if valid is not None:
       v = valid[..., None]
       a = jnp.where(v, a, jnp.ones_like(a))

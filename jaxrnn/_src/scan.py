@@ -54,6 +54,7 @@ import numpy as np
 
 from jaxrnn import _native
 from jaxrnn._src import base
+from jaxrnn._src import dropout as dropout_lib
 from jaxrnn._src import fused
 from jaxrnn._src import linear_scan
 
@@ -106,13 +107,14 @@ def resolve_impl(impl: Optional[str]) -> str:
 
 
 def choose_engine(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
-                  impl: str = "auto", resets: bool = False) -> tuple:
+                  impl: str = "auto", needs: tuple = ()) -> tuple:
   """``(engine, reason)``: which engine runs this layer (``"native"``,
   ``"xla"``, ``"autodiff"`` or ``"linear"``), and why.
 
-  ``xs`` is time-major (only its shape and dtype are read); ``resets`` says
-  whether the layer has episode resets. Raises a ``ValueError`` when
-  ``impl="native"`` and the native engine cannot run it.
+  ``xs`` is time-major (only its shape and dtype are read); ``needs`` names
+  what the layer asks of its step beyond masks (``"resets"``, ``"recurrent
+  dropout"``, ``"zoneout"``). Raises a ``ValueError`` when ``impl="native"``
+  and the native engine cannot run it.
   """
   name = type(cell).__name__
   if isinstance(cell, linear_scan.LinearRecurrentCell) and impl != "native":
@@ -123,7 +125,7 @@ def choose_engine(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
   if impl == "xla":
     why = "impl='xla' was asked for"
   else:
-    why_not = ("the native kernels have no resets" if resets else
+    why_not = (f"the native kernels have no {' or '.join(needs)}" if needs else
                _native.unsupported(cell, params, xs, carry))
     if why_not is None:
       return "native", f"the native kernel serves {name} here"
@@ -131,8 +133,10 @@ def choose_engine(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
       raise ValueError(f"impl: 'native' cannot run {name} here: {why_not}; "
                        "use impl='auto' or 'xla'")
     why = f"the native engine does not apply: {why_not}"
-  if cell.splits_step():
+  if cell.splits_step() and "zoneout" not in needs:
     return "xla", why
+  if cell.splits_step():
+    return "autodiff", f"{why}; the fused backward has no zoneout"
   return "autodiff", (f"{why}; {cell} does not split its step into a matmul "
                       "and an elementwise part, so JAX differentiates the scan")
 
@@ -155,7 +159,8 @@ def hoist_by_default() -> bool:
 def run_cell(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
              valid: Optional[Array], *, reverse: bool, unroll: int,
              hoist: Optional[bool] = None, remat: bool = False,
-             impl: str = "auto", resets: Optional[Array] = None):
+             impl: str = "auto", resets: Optional[Array] = None,
+             dropout=None, key=None, deterministic: bool = True):
   """Runs ``cell`` over time-major ``xs`` ``(T, *batch, input_size)``.
 
   Args:
@@ -176,6 +181,8 @@ def run_cell(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
     impl: ``"auto"``, ``"xla"`` or ``"native"``, see :func:`choose_engine`.
     resets: boolean ``(T, *batch)`` in the caller's time order, or ``None``:
       a segment begins at each true step (see the module).
+    dropout, key, deterministic: a :class:`jaxrnn.RecurrentDropout`, its
+      PRNG key, and whether to evaluate (no masks) instead of train.
 
   Returns:
     ``(final_carry, ys)`` with ``ys`` time-major ``(T, *batch, output_size)``.
@@ -183,12 +190,21 @@ def run_cell(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
   if carry is None:
     dtype = jax.eval_shape(cell.input_projection, params, xs[:1]).dtype
     carry = cell.initial_carry(params, xs.shape[1:-1], dtype)
-  engine, _ = choose_engine(cell, params, xs, carry, impl, resets is not None)
+  masks = dropout_lib.draw(dropout, key, deterministic, cell, params, xs, carry)
+  if masks.x is not None:
+    xs = xs * masks.x
+  if masks.w_h is not None:
+    params = params._replace(w_h=params.w_h * masks.w_h)
+  needs = tuple(name for name, on in (("resets", resets is not None),
+                                      ("recurrent dropout", masks.h is not None),
+                                      ("zoneout", masks.zone_rate > 0)) if on)
+  engine, _ = choose_engine(cell, params, xs, carry, impl, needs)
   resets = reset_flags(resets, reverse)
   hoist = hoist_by_default() if hoist is None else hoist
 
-  # run(c, (xs, valid, resets), c0) -> (c, ys): one engine over some steps,
-  # where resets set the carry back to c0.
+  # run(c, (xs, valid, resets, zone), c0) -> (c, ys): one engine over some
+  # steps, where resets set the carry back to c0 and zone holds zoneout's
+  # per-step masks.
   if engine == "native":
     def run(c, steps, c0):
       del c0  # the native engine runs no resets (choose_engine)
@@ -198,41 +214,51 @@ def run_cell(cell: base.Cell, params: Any, xs: Array, carry: Optional[Any],
     def run(c, steps, c0):
       return linear_scan.run(cell, params, steps[0], c, steps[1],
                              reverse=reverse, unroll=unroll, resets=steps[2],
-                             reset_to=c0)
+                             reset_to=c0, zone=steps[3], zone_rate=masks.zone_rate)
   elif engine == "xla":
     def run(c, steps, c0):
       return fused.run(cell, params, steps[0], c, steps[1], reverse=reverse,
-                       unroll=unroll, hoist=hoist, resets=steps[2], reset_to=c0)
+                       unroll=unroll, hoist=hoist, resets=steps[2], reset_to=c0,
+                       h_mask=masks.h)
   else:
     def run(c, steps, c0):
       return _autodiff(cell, params, c, steps, c0, reverse=reverse,
-                       unroll=unroll, hoist=hoist)
+                       unroll=unroll, hoist=hoist, h_mask=masks.h,
+                       zone_rate=masks.zone_rate)
+  steps = (xs, valid, resets, masks.zone)
   if remat and xs.shape[0] > 1:
-    return _chunked_remat(run, carry, (xs, valid, resets), reverse=reverse)
-  return run(carry, (xs, valid, resets), carry)
+    carry, ys = _chunked_remat(run, carry, steps, reverse=reverse)
+  else:
+    carry, ys = run(carry, steps, carry)
+  return carry, ys if masks.y is None else ys * masks.y
 
 
-def _autodiff(cell, params, carry, steps, carry0, *, reverse, unroll, hoist):
+def _autodiff(cell, params, carry, steps, carry0, *, reverse, unroll, hoist,
+              h_mask=None, zone_rate=0.0):
   """The plain scan of ``cell.recurrence``, which JAX differentiates."""
-  xs, valid, resets = steps
+  xs, valid, resets, zone = steps
   if hoist:
     xs = cell.input_projection(params, xs)
-    recurrence = cell.recurrence
+    project = lambda p, x: x
   else:
-    recurrence = lambda p, c, x: cell.recurrence(p, c, cell.input_projection(p, x))
+    project = cell.input_projection
 
   def step(c, inputs):
-    x_t, valid_t, reset_t = inputs
+    x_t, valid_t, reset_t, zone_t = inputs
     if reset_t is not None:
       c = base.where_carry(reset_t, carry0, c)
-    new_c, y = recurrence(params, c, x_t)
+    new_c, y = cell.recurrence(params, c, project(params, x_t), h_mask)
     new_c = jax.tree.map(lambda n, o: n.astype(o.dtype), new_c, c)
+    if zone_rate:
+      new_c = dropout_lib.zone_out(new_c, c, zone_t, zone_rate)
+      if y.shape == new_c.h.shape:  # the output is h: the zoned-out h
+        y = new_c.h.astype(y.dtype)
     if valid_t is None:
       return new_c, y
     return (base.where_carry(valid_t, new_c, c),
             jnp.where(base.per_step(valid_t, y), y, jnp.zeros_like(y)))
 
-  return jax.lax.scan(step, carry, (xs, valid, resets), reverse=reverse,
+  return jax.lax.scan(step, carry, (xs, valid, resets, zone), reverse=reverse,
                       unroll=unroll)
 
 
@@ -249,12 +275,12 @@ def _chunked_remat(run, carry, steps, *, reverse):
   """Scan over ``ceil(sqrt(T))`` checkpointed chunks of as many steps.
 
   ``run(carry, steps, carry0) -> (carry, ys)`` runs one chunk (any engine);
-  ``steps`` is ``(xs, valid, resets)``, ``None`` where absent, and resets in
-  every chunk go back to the layer's own initial carry. The sequence is
-  padded to whole chunks with invalid steps, which hold the carry and output
-  zeros, then cut off again.
+  ``steps`` is ``(xs, valid, resets, zone)``, ``None`` where absent, and
+  resets in every chunk go back to the layer's own initial carry. The
+  sequence is padded to whole chunks with invalid steps, which hold the
+  carry and output zeros, then cut off again.
   """
-  xs, valid, resets = steps
+  xs, valid, resets, zone = steps
   T = xs.shape[0]
   chunk = math.isqrt(T - 1) + 1
   n = -(-T // chunk)
@@ -262,14 +288,13 @@ def _chunked_remat(run, carry, steps, *, reverse):
     valid = jnp.ones(xs.shape[:-1], bool)
   pad = n * chunk - T
   pad_time = lambda a: jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
-  as_chunks = lambda a: None if a is None else pad_time(a).reshape(
-      (n, chunk) + a.shape[1:])
+  as_chunks = lambda a: pad_time(a).reshape((n, chunk) + a.shape[1:])
 
   carry0 = carry
   run_chunk = jax.checkpoint(lambda c, chunk_steps, c0: run(c, chunk_steps, c0))
   carry, ys = jax.lax.scan(
       lambda c, chunk_steps: run_chunk(c, chunk_steps, carry0), carry,
-      tuple(as_chunks(a) for a in (xs, valid, resets)), reverse=reverse)
+      jax.tree.map(as_chunks, (xs, valid, resets, zone)), reverse=reverse)
   return carry, ys.reshape((n * chunk,) + ys.shape[2:])[:T]
 
 
@@ -399,7 +424,10 @@ def scan(cell: base.Cell, params: Any, xs: Array, *,
          time_major: bool = False,
          unroll: int = 1,
          remat: bool = False,
-         impl: Optional[str] = None):
+         impl: Optional[str] = None,
+         dropout: Optional[dropout_lib.RecurrentDropout] = None,
+         key: Optional[Array] = None,
+         deterministic: bool = False):
   """Runs ``cell`` over a sequence (jit-compiled).
 
   Args:
@@ -436,6 +464,11 @@ def scan(cell: base.Cell, params: Any, xs: Array, *,
       does not apply); ``None`` means the
       default, ``"auto"`` unless set by :func:`jaxrnn.default_engine`. See
       :func:`jaxrnn.which_engine`. ``unroll`` applies to XLA only.
+    dropout: a :class:`jaxrnn.RecurrentDropout` (variational input, output
+      and recurrent dropout, zoneout, DropConnect), or ``None``.
+    key: the PRNG key its masks are drawn from; required when ``dropout``
+      has a nonzero rate, unless ``deterministic``.
+    deterministic: evaluation: no masks (zoneout gives its expectation).
 
   Returns:
     ``(carry, ys)``: the carry after the last valid step of each sequence and
@@ -450,21 +483,28 @@ def scan(cell: base.Cell, params: Any, xs: Array, *,
   batch_shape, T = check_sequence(xs, time_major, cell.feature_axes())
   check_cell_inputs(cell, params, xs, initial_carry, batch_shape)
   check_lengths_and_mask(seq_lengths, mask, batch_shape, T, time_major, resets)
+  dropout_lib.check(dropout, key, deterministic, (cell,))
+  regularise = dropout is not None and dropout.active()
   with explain_forward_mode():
     return _scan(cell, params, xs, initial_carry, seq_lengths, mask, resets,
+                 key if regularise and not deterministic else None,
                  reverse=reverse, time_major=time_major, unroll=unroll,
-                 remat=bool(remat), impl=impl)
+                 remat=bool(remat), impl=impl,
+                 dropout=dropout if regularise else None,
+                 deterministic=bool(deterministic))
 
 
 @functools.partial(jax.jit, static_argnames=("cell", "reverse", "time_major",
-                                             "unroll", "remat", "impl"))
-def _scan(cell, params, xs, initial_carry, seq_lengths, mask, resets, *,
-          reverse, time_major, unroll, remat, impl):
+                                             "unroll", "remat", "impl",
+                                             "dropout", "deterministic"))
+def _scan(cell, params, xs, initial_carry, seq_lengths, mask, resets, key, *,
+          reverse, time_major, unroll, remat, impl, dropout, deterministic):
   xs = to_time_major(xs, time_major, cell.feature_axes())
   valid = valid_steps(seq_lengths, mask, xs.shape[0], time_major)
   carry, ys = run_cell(cell, params, xs, initial_carry, valid, reverse=reverse,
                        unroll=unroll, remat=remat, impl=impl,
-                       resets=to_time_major_flags(resets, time_major))
+                       resets=to_time_major_flags(resets, time_major),
+                       dropout=dropout, key=key, deterministic=deterministic)
   return carry, from_time_major(ys, time_major, cell.feature_axes())
 
 
@@ -488,4 +528,5 @@ def which_engine(cell: base.Cell, params: Any, xs: Array, *,
   if carry is None:
     dtype = jax.eval_shape(lambda x: cell.input_projection(params, x[:1]), xs).dtype
     carry = jax.eval_shape(lambda: cell.initial_carry(params, xs.shape[1:-1], dtype))
-  return choose_engine(cell, params, xs, carry, impl, resets is not None)
+  return choose_engine(cell, params, xs, carry, impl,
+                       ("resets",) if resets is not None else ())

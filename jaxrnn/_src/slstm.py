@@ -134,8 +134,8 @@ class SLSTMCell(base.Cell):
     per_gate = jnp.swapaxes(per_head.reshape(*h.shape[:-1], K, 4, d), -3, -2)
     return per_gate.reshape(*h.shape[:-1], 4 * K * d)
 
-  def recurrence(self, params, carry, xp):
-    z = xp + self.recurrent_projection(params, carry.h)
+  def recurrence(self, params, carry, xp, h_mask=None):
+    z = xp + self.recurrent_projection(params, base.drop(carry.h, h_mask))
     i_tilde, f_tilde, z_tilde, o_tilde = jnp.split(z, 4, axis=-1)
     log_f = jax.nn.log_sigmoid(f_tilde) if self.forget_gate == "sigmoid" else f_tilde
     m = jnp.maximum(log_f + carry.m, i_tilde)

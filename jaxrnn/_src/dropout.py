@@ -1,0 +1,170 @@
+"""Regularisers of a recurrent layer: variational dropout, zoneout and
+DropConnect, one set of masks drawn per call.
+
+- ``input``, ``output`` (Gal & Ghahramani, 2016, "A Theoretically Grounded
+  Application of Dropout in Recurrent Neural Networks"): one mask per
+  sequence on ``x`` and on ``y``, the same at every step.
+- ``recurrent`` (the same paper; Keras' ``recurrent_dropout``): one mask per
+  sequence on ``h`` where it enters the recurrent product (``h W_h``, the
+  sLSTM's heads, the ConvLSTM's convolution), the same at every step; the
+  rest of the step (a GRU's ``z ⊙ h``) sees ``h`` itself.
+- ``zoneout`` (Krueger et al., 2017, "Zoneout: Regularizing RNNs by Randomly
+  Preserving Hidden Activations"): each unit of each carry field keeps its
+  previous value with probability ``p``, drawn anew at every step; at
+  evaluation the step gives the expectation ``p·old + (1 − p)·new``. Where a
+  cell's output is its hidden state, the output is the zoned-out ``h``.
+- ``weight`` (DropConnect on the recurrent weights; Wan et al., 2013, as in
+  Merity et al., 2018, "Regularizing and Optimizing LSTM Language Models"):
+  one mask on ``w_h`` per call (per batch, as AWD-LSTM's ``WeightDrop``).
+
+Dropout masks keep an element with probability ``1 − p`` and scale it by
+``1 / (1 − p)``, so nothing changes in expectation and evaluation
+(``deterministic=True``) uses no mask.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from jaxrnn._src import base
+from jaxrnn._src import linear_scan
+
+RATES = ("input", "output", "recurrent", "zoneout", "weight")
+
+
+@dataclasses.dataclass(frozen=True)
+class RecurrentDropout:
+  """The regularisers of a recurrent layer; every rate in ``[0, 1)``.
+
+  Pass it as ``dropout=`` to :func:`jaxrnn.scan`, :class:`jaxrnn.Bidirectional`,
+  :class:`jaxrnn.Stacked` (every layer) or the Flax modules, with a PRNG
+  ``key`` (linen: the ``"dropout"`` stream; nnx: ``rngs``) during training.
+
+  Attributes:
+    input: variational dropout on the inputs.
+    output: variational dropout on the outputs.
+    recurrent: variational dropout on ``h`` in the recurrent product.
+    zoneout: probability that a unit keeps its previous value.
+    weight: DropConnect on the recurrent weights ``w_h``.
+  """
+
+  input: float = 0.0
+  output: float = 0.0
+  recurrent: float = 0.0
+  zoneout: float = 0.0
+  weight: float = 0.0
+
+  def __post_init__(self):
+    for name in RATES:
+      rate = getattr(self, name)
+      if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        raise ValueError(f"dropout.{name}: expected a rate in [0, 1), got {rate!r}")
+
+  def active(self) -> bool:
+    return any(getattr(self, name) > 0 for name in RATES)
+
+
+class Masks(NamedTuple):
+  """What one run of a layer draws; ``None`` where a regulariser is off.
+
+  Attributes:
+    x: ``(*batch, input_size)``, scaled.
+    y: ``(*batch, output_size)``, scaled.
+    h: ``(*batch, hidden_size)``, scaled, for the recurrent product.
+    w_h: the shape of ``params.w_h``, scaled.
+    zone: a carry of booleans ``(T, *batch, size)`` (true: keep the old
+      value) in training; ``None`` at evaluation.
+    zone_rate: the zoneout rate, for the evaluation's expectation.
+  """
+
+  x: Optional[jax.Array] = None
+  y: Optional[jax.Array] = None
+  h: Optional[jax.Array] = None
+  w_h: Optional[jax.Array] = None
+  zone: Any = None
+  zone_rate: float = 0.0
+
+
+def check(dropout: Optional[RecurrentDropout], key, deterministic: bool,
+          cells=()) -> None:
+  """Argument checks, at trace time: the type, the key, and what the cells
+  can take."""
+  if dropout is None:
+    return
+  if not isinstance(dropout, RecurrentDropout):
+    raise TypeError(f"dropout: expected a jaxrnn.RecurrentDropout, got "
+                    f"{type(dropout).__name__}")
+  if dropout.active() and not deterministic:
+    check_key(key, "dropout")
+  for cell in cells:
+    if dropout.recurrent > 0 and isinstance(cell, linear_scan.LinearRecurrentCell):
+      raise ValueError(f"dropout.recurrent: {type(cell).__name__} has no "
+                       "recurrent product for recurrent dropout to act on; use "
+                       "zoneout, input or output dropout")
+    if dropout.weight > 0 and "w_h" not in cell.params_type._fields:
+      raise ValueError(f"dropout.weight: {type(cell).__name__} has no recurrent "
+                       "weights w_h to drop")
+
+
+def check_key(key, what: str) -> None:
+  """``key`` is a PRNG key: a typed key (``jax.random.key``) or a raw
+  ``uint32[2]`` one (``jax.random.PRNGKey``)."""
+  if key is None:
+    raise ValueError(f"key: {what} needs a PRNG key (jax.random.key), or "
+                     "deterministic=True for evaluation")
+  dtype = getattr(key, "dtype", None)
+  typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+  raw = getattr(key, "shape", None) == (2,) and dtype == jnp.uint32
+  if not ((typed and key.shape == ()) or raw):
+    raise TypeError(f"key: expected a PRNG key (jax.random.key), got "
+                    f"{type(key).__name__} {base.describe(key)}"
+                    + (f" of dtype {dtype}" if dtype is not None else ""))
+
+
+def _keep(key, rate, shape, dtype):
+  """A dropout mask: 0, or ``1 / (1 − rate)`` with probability ``1 − rate``."""
+  keep = jax.random.bernoulli(key, 1.0 - rate, shape)
+  return jnp.where(keep, 1.0 / (1.0 - rate), 0.0).astype(dtype)
+
+
+def draw(dropout: Optional[RecurrentDropout], key, deterministic: bool, cell,
+         params, xs, carry) -> Masks:
+  """The masks of one run over time-major ``xs``, or none at evaluation."""
+  if dropout is None or not dropout.active():
+    return Masks()
+  if deterministic:
+    return Masks(zone_rate=dropout.zoneout)
+  k_x, k_y, k_h, k_w, k_z = jax.random.split(key, 5)
+  batch = xs.shape[1:]  # (*batch, [*spatial,] input_size)
+  out = jax.eval_shape(lambda p, c, x: cell.recurrence(p, c, cell.input_projection(p, x)),
+                       params, carry, xs[0])[1]
+  dtype = xs.dtype
+  masks = Masks(
+      x=_keep(k_x, dropout.input, batch, dtype) if dropout.input else None,
+      y=_keep(k_y, dropout.output, out.shape, out.dtype) if dropout.output else None,
+      h=(_keep(k_h, dropout.recurrent, carry.h.shape, carry.h.dtype)
+         if dropout.recurrent else None),
+      w_h=(_keep(k_w, dropout.weight, params.w_h.shape, params.w_h.dtype)
+           if dropout.weight else None),
+      zone_rate=dropout.zoneout)
+  if dropout.zoneout:
+    leaves, tree = jax.tree.flatten(carry)
+    keys = jax.random.split(k_z, len(leaves))
+    zone = [jax.random.bernoulli(k, dropout.zoneout, (xs.shape[0],) + leaf.shape)
+            for k, leaf in zip(keys, leaves)]
+    masks = masks._replace(zone=jax.tree.unflatten(tree, zone))
+  return masks
+
+
+def zone_out(new, old, zone_t, rate: float):
+  """The zoneout of one step: ``old`` where ``zone_t`` (training), or the
+  expectation ``rate·old + (1 − rate)·new`` (evaluation, ``zone_t=None``)."""
+  if not rate:
+    return new
+  if zone_t is None:
+    return jax.tree.map(lambda n, o: (rate * o + (1 - rate) * n).astype(o.dtype), new, old)
+  return jax.tree.map(lambda n, o, z: jnp.where(z, o, n).astype(o.dtype), new, old, zone_t)
