@@ -7,7 +7,10 @@ in bits per character.
 
   python examples/char_lm.py                       # ~2 minutes on 2 CPU cores
   python examples/char_lm.py --cell gru --layers 3 --hidden-size 512 --steps 20000
+  python examples/char_lm.py --recurrent-dropout 0.25 --zoneout 0.05
   python examples/char_lm.py --smoke
+
+examples/regularisers.py trains it with and without each regulariser.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import math
 import os
 import pathlib
+import time
 
 import jax
 import jax.numpy as jnp
@@ -43,7 +47,12 @@ class Model:
   """Embedding -> Stacked recurrent layers -> Linear read-out to the vocabulary."""
 
   def __init__(self, cell, vocab_size, args):
-    self.stack = jaxrnn.Stacked([cell] * args.layers, dropout_rate=args.dropout)
+    regularisers = jaxrnn.RecurrentDropout(
+        input=args.input_dropout, output=args.output_dropout,
+        recurrent=args.recurrent_dropout, zoneout=args.zoneout,
+        weight=args.weight_dropout)
+    self.stack = jaxrnn.Stacked([cell] * args.layers, dropout_rate=args.dropout,
+                                recurrent_dropout=regularisers)
     self.readout = jaxrnn.Linear()
     self.vocab_size, self.args = vocab_size, args
 
@@ -63,14 +72,24 @@ class Model:
     return carry, self.readout(params["out"], hs)
 
 
-def main(argv=None):
+def parse_args(argv=None):
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--cell", choices=("lstm", "gru"), default="lstm")
   parser.add_argument("--layers", type=int, default=2)
   parser.add_argument("--hidden-size", type=int, default=192)
   parser.add_argument("--embed-size", type=int, default=32)
-  parser.add_argument("--dropout", type=float, default=0.0)
+  parser.add_argument("--dropout", type=float, default=0.0,
+                      help="between layers, a new mask at every step (torch's)")
+  parser.add_argument("--input-dropout", type=float, default=0.0,
+                      help="variational: one mask per sequence on each layer's input")
+  parser.add_argument("--output-dropout", type=float, default=0.0,
+                      help="variational: one mask per sequence on each layer's output")
+  parser.add_argument("--recurrent-dropout", type=float, default=0.0,
+                      help="variational, on h in the recurrent matmul (Gal & Ghahramani)")
+  parser.add_argument("--zoneout", type=float, default=0.0, help="Krueger et al.")
+  parser.add_argument("--weight-dropout", type=float, default=0.0,
+                      help="DropConnect on the recurrent weights (AWD-LSTM)")
   parser.add_argument("--chunk-length", type=int, default=64, help="truncated BPTT length")
   parser.add_argument("--batch-size", type=int, default=32)
   parser.add_argument("--steps", type=int, default=800)
@@ -85,7 +104,21 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if args.smoke:
     args.steps, args.hidden_size, args.corpus_chars, args.sample_length = 5, 32, 60_000, 40
+  return args
 
+
+def regularised(args) -> bool:
+  return any((args.dropout, args.input_dropout, args.output_dropout,
+              args.recurrent_dropout, args.zoneout, args.weight_dropout))
+
+
+def main(argv=None):
+  return run(parse_args(argv))
+
+
+def run(args) -> dict:
+  """Trains, scores and samples; writes and returns the summary."""
+  start = time.perf_counter()
   text = load_corpus(args.corpus_chars)
   vocab = sorted(set(text))
   index = {c: i for i, c in enumerate(vocab)}
@@ -121,7 +154,7 @@ def main(argv=None):
     if chunk is None:  # one pass over the stream done: start again from zero state
       chunks = train.stream_chunks(train_tokens, args.chunk_length, args.batch_size)
       chunk, carry = next(chunks), model.initial_carry(params, args.batch_size)
-    drop_key = jax.random.fold_in(key, i) if args.dropout else None
+    drop_key = jax.random.fold_in(key, i) if regularised(args) else None
     state, carry, metrics = step(state, carry, (jnp.asarray(chunk), drop_key))
     running.append(float(metrics["bits_per_token"]))
     if (i + 1) % 50 == 0 or i + 1 == args.steps:
@@ -143,6 +176,7 @@ def main(argv=None):
     carry, b = score(state.params, carry, jnp.asarray(chunk))
     bits.append(float(b))
   bpc = float(np.mean(bits))
+  train_seconds = time.perf_counter() - start
   print(f"held-out bits per character: {bpc:.3f} (uniform over the vocabulary: "
         f"{math.log2(len(vocab)):.2f})")
 
@@ -168,11 +202,17 @@ def main(argv=None):
   history.write(results)
   history.plot(results / "bits_per_char.png", keys=["train/bits_per_char"],
                title="character LM: training bits per character", logy=False)
-  (results / "summary.json").write_text(json.dumps(
-      {"held_out_bits_per_char": bpc, "steps": args.steps, "cell": args.cell,
-       "layers": args.layers, "hidden_size": args.hidden_size, "sample": text_sample},
-      indent=1))
+  summary = {"held_out_bits_per_char": bpc,
+             "final_train_bits_per_char": history[-1]["train/bits_per_char"],
+             "seconds": train_seconds, "steps": args.steps, "cell": args.cell,
+             "layers": args.layers, "hidden_size": args.hidden_size,
+             "regularisers": {k: getattr(args, k) for k in (
+                 "dropout", "input_dropout", "output_dropout", "recurrent_dropout",
+                 "zoneout", "weight_dropout")},
+             "sample": text_sample}
+  (results / "summary.json").write_text(json.dumps(summary, indent=1))
   print(f"wrote {results}/summary.json, metrics.json, metrics.csv, bits_per_char.png")
+  return summary
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def test_numerical_gradients():
   xs = jax.random.normal(jax.random.key(2), (2, 3, 4, 3, 2), jnp.float64)
   carry = jaxrnn.LSTMState(*jax.random.normal(jax.random.key(3), (2, 2, 4, 3, 2), jnp.float64))
   f = lambda p, x, c: jaxrnn.scan(cell, p, x, initial_carry=c, remat=True)
-  check_grads(f, (params, xs, carry), order=1, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6)
+  check_grads(f, (params, xs, carry), order=1, modes=("rev",), atol=1e-6, rtol=1e-6)
 
 
 def test_against_flax_both_ways():
@@ -126,6 +126,6 @@ def test_bad_inputs():
   with pytest.raises(ValueError, match=r"initial_carry.h: expected shape \(1, 4, 5, 3\)"):
     jaxrnn.scan(cell, params, jnp.zeros((1, 6, 4, 5, 2)),
                 initial_carry=cell.initial_carry(params, (1, 4, 4)))
-  with pytest.raises(ValueError, match=r"params.w_i: expected shape \(3, 3, 2, 12\)"):
-    jaxrnn.ConvLSTMCell((3, 3))(jaxrnn.ConvLSTMCell((3, 2)).init(jax.random.key(0), 2, 3)._replace(
-        w_h=params.w_h), cell.initial_carry(params, (4, 5)), jnp.zeros((4, 5, 2)))
+  with pytest.raises(ValueError, match=r"params.w_h: expected shape \(3, 3, 3, 12\)"):
+    cell(params._replace(w_h=params.w_h[:, :2]), cell.initial_carry(params, (4, 5)),
+         jnp.zeros((4, 5, 2)))

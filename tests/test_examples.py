@@ -24,6 +24,7 @@ def run(args, tmp_path):
     ("forecast.py", ["summary.json", "forecast.png"]),
     ("classify.py", ["summary.json", "metrics.json"]),
     ("long_range.py", ["table.md", "summary.json", "learning_curves.png"]),
+    ("regularisers.py", ["table.md", "summary.json", "learning_curves.png"]),
 ])
 def test_example_smoke(script, outputs, tmp_path):
   # long_range.py's cells are all in test_modern.py: three of them here
@@ -41,7 +42,8 @@ def test_example_smoke(script, outputs, tmp_path):
 
 
 @pytest.mark.parametrize("script", ["adding_problem.py", "char_lm.py", "forecast.py",
-                                    "classify.py", "long_range.py", "../benchmarks/bench.py",
+                                    "classify.py", "long_range.py", "regularisers.py",
+                                    "../benchmarks/bench.py",
                                     "../benchmarks/profile_native.py"])
 def test_help(script, tmp_path):
   assert "usage" in run([f"examples/{script}", "--help"], tmp_path)

@@ -191,8 +191,9 @@ def test_layers_and_modules():
         module.apply(variables, xs, seq_lengths=lengths)[1],
         jaxrnn.scan(cell, jrl.to_functional(variables), xs, seq_lengths=lengths)[1])
     nnx_module = jrn.RNN(cell, 3, 3, rngs=__import__("flax").nnx.Rngs(0))
-    np.testing.assert_array_equal(
-        nnx_module(xs)[1], jaxrnn.scan(cell, jrn.to_functional(nnx_module), xs)[1])
+    np.testing.assert_array_equal(  # the same compiled layer as above
+        nnx_module(xs, seq_lengths=lengths)[1],
+        jaxrnn.scan(cell, jrn.to_functional(nnx_module), xs, seq_lengths=lengths)[1])
 
 
 def test_errors_name_the_argument():

@@ -70,15 +70,18 @@ def one_run(cell, impl, remat):
   return run
 
 
-def with_grads(run):
-  """Outputs and final carries, and the gradients of a loss on both w.r.t.
-  params, inputs and initial carry, both directions in one compiled call."""
+def with_grads(run, grads):
+  """Outputs and final carries, and (if ``grads``) the gradients of a loss on
+  both w.r.t. params, inputs and initial carry, both directions in one
+  compiled call."""
   def both(p, x, c):
     return tuple(run(p, x, c, reverse) for reverse in (False, True))
 
   def loss(p, x, c):
     return sum(jnp.sum(jnp.sin(3 * ys)) + sum(jnp.sum(l ** 2) for l in jax.tree.leaves(carry))
                for carry, ys in both(p, x, c))
+  if not grads:
+    return jax.jit(both)
   return jax.jit(lambda p, x, c: (both(p, x, c), jax.grad(loss, argnums=(0, 1, 2))(p, x, c)))
 
 
@@ -104,8 +107,14 @@ CONFIGS = [(name, ("auto", "autodiff")[i % 2], bool(i // 2 % 2))
 def test_resets_equal_separate_runs(name, impl, remat):
   cell = ALL_CELLS[name]
   params, xs, carry = case(cell)
-  got = with_grads(one_run(cell, impl, remat))(params, xs, carry)
-  want = with_grads(lambda p, x, c, r: separate_runs(cell, p, x, c, r))(params, xs, carry)
+  # Gradients where the engine has a backward of its own to get right (the
+  # fused one; the linear solve's where-terms), and on two autodiff cells;
+  # elsewhere JAX differentiates the forward checked here.
+  engine = jaxrnn.which_engine(cell, params, xs, impl=impl, resets=RESETS)[0]
+  grads = engine in ("xla", "linear") or name in ("gru_before", "conv_lstm")
+  got = with_grads(one_run(cell, impl, remat), grads)(params, xs, carry)
+  want = with_grads(lambda p, x, c, r: separate_runs(cell, p, x, c, r), grads)(
+      params, xs, carry)
   assert jax.tree.structure(got) == jax.tree.structure(want)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10),
                got, want)

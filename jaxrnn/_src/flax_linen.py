@@ -124,6 +124,8 @@ class RNN(nn.Module):
                   time_major=self.time_major, unroll=self.unroll, remat=self.remat,
                   impl=self.impl)
     check_dropout(self.layer, self.dropout)
+    if self.reverse and not isinstance(self.layer, base.Cell):
+      raise ValueError(f"reverse: applies to a cell, not to {type(self.layer).__name__}")
     train = not deterministic and draws_masks(self.layer, self.dropout)
     common.update(key=self.make_rng("dropout") if train else None,
                   deterministic=not train)
@@ -132,8 +134,6 @@ class RNN(nn.Module):
     common["dropout"] = self.dropout
     if isinstance(self.layer, base.Cell):
       return scan_lib.scan(self.layer, params, xs, reverse=self.reverse, **common)
-    if self.reverse:
-      raise ValueError(f"reverse: applies to a cell, not to {type(self.layer).__name__}")
     return self.layer(params, xs, **common)
 
   @nn.nowrap

@@ -40,6 +40,7 @@ class TrainState(NamedTuple):
 
 
 def create_train_state(params: PyTree, optimizer: optax.GradientTransformation) -> TrainState:
+  """Step 0: ``params`` and ``optimizer.init(params)``."""
   return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
 
 
@@ -207,10 +208,16 @@ class Checkpointer:
   """Orbax checkpoints of a :class:`TrainState`: every ``every`` steps and at
   the end, keeping the last ``keep``.
 
-  Orbax writes each checkpoint into a temporary directory and renames it when
+  Each checkpoint holds two items: ``"state"``, the train state, and
+  ``"history"``, the metrics history up to that step (JSON), so that a
+  resumed :func:`fit` writes the history an uninterrupted run writes.
+  Checkpoints of earlier versions (the state alone) still restore. Orbax
+  writes each checkpoint into a temporary directory and renames it when
   complete, so an interrupted write never replaces a good checkpoint; such
   leftovers are ignored when restoring.
   """
+
+  ITEMS = ("state", "history")
 
   def __init__(self, directory, *, every: int = 100, keep: int = 3):
     import orbax.checkpoint as ocp  # only checkpointing needs orbax
@@ -218,21 +225,49 @@ class Checkpointer:
     self._ocp = ocp
     self.directory = pathlib.Path(directory).absolute()
     self.every = every
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
-    self.manager = ocp.CheckpointManager(self.directory, options=options)
+    self._options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+    self.manager = ocp.CheckpointManager(self.directory, options=self._options,
+                                         item_names=self.ITEMS)
 
   def latest_step(self) -> Optional[int]:
     return self.manager.latest_step()
 
-  def save(self, state: TrainState, *, force: bool = False) -> bool:
+  def due(self, step: int, *, force: bool = False) -> bool:
+    """Whether :meth:`save` at ``step`` writes a checkpoint."""
+    return (force or step % self.every == 0) and step not in self.manager.all_steps()
+
+  def save(self, state: TrainState, *, force: bool = False,
+           history: Optional[dict] = None) -> bool:
+    """Saves ``state`` (and ``history``, a JSON-able dict) if :meth:`due`."""
     step = int(state.step)
-    if not force and step % self.every:
+    if not self.due(step, force=force):
       return False
-    if step in self.manager.all_steps():
-      return False
-    saved = self.manager.save(step, args=self._ocp.args.StandardSave(state), force=True)
+    items = {"state": self._ocp.args.StandardSave(state)}
+    if history is not None:
+      items["history"] = self._ocp.args.JsonSave(history)
+    saved = self.manager.save(step, args=self._ocp.args.Composite(**items), force=True)
     self.manager.wait_until_finished()
     return saved
+
+  def restore_history(self, step: Optional[int] = None) -> Optional[dict]:
+    """The history saved with the checkpoint at ``step`` (default: latest),
+    or ``None`` if it has none."""
+    step = self.latest_step() if step is None else step
+    if step is None or not (self.directory / str(step) / "history").is_dir():
+      return None
+    restored = self.manager.restore(
+        step, args=self._ocp.args.Composite(history=self._ocp.args.JsonRestore()))
+    return restored["history"]
+
+  def _restore_state(self, step, abstract):
+    if (self.directory / str(step) / "default").is_dir():  # the state alone
+      legacy = self._ocp.CheckpointManager(self.directory, options=self._options)
+      try:
+        return legacy.restore(step, args=self._ocp.args.StandardRestore(abstract))
+      finally:
+        legacy.close()
+    return self.manager.restore(step, args=self._ocp.args.Composite(
+        state=self._ocp.args.StandardRestore(abstract)))["state"]
 
   def restore(self, template: TrainState, step: Optional[int] = None) -> TrainState:
     """The checkpoint at ``step`` (default: latest), shaped like ``template``.
@@ -247,7 +282,7 @@ class Checkpointer:
     abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), template)
     try:
-      restored = self.manager.restore(step, args=self._ocp.args.StandardRestore(abstract))
+      restored = self._restore_state(step, abstract)
     except Exception as e:  # noqa: BLE001 - orbax raises many types; say which file
       raise ValueError(
           f"checkpoint: step {step} in {self.directory} cannot be restored into "
@@ -325,7 +360,8 @@ def fit(train_step: Callable, state: TrainState, batch_fn: Callable[[int], PyTre
   Args:
     train_step: from :func:`make_train_step`.
     state: the initial state; replaced by the latest checkpoint if
-      ``checkpointer`` has one (the run resumes where it stopped).
+      ``checkpointer`` has one (the run resumes where it stopped, with the
+      metrics history saved in that checkpoint).
     batch_fn: ``step -> batch``. A function of the step, not an iterator, so a
       resumed run sees the same batches as an uninterrupted one.
     num_steps: total number of updates.
@@ -333,7 +369,8 @@ def fit(train_step: Callable, state: TrainState, batch_fn: Callable[[int], PyTre
       end.
     log_every: steps between records in the history (means over the steps).
     checkpointer: saves every ``checkpointer.every`` steps and at the end.
-    results_dir: where ``metrics.json`` / ``metrics.csv`` are written.
+    results_dir: where ``metrics.json`` / ``metrics.csv`` are written, at
+      every checkpoint and at the end.
     progress: show a tqdm bar with the running loss.
     mesh: run data-parallel over this mesh; by default every visible device
       when there are several and the batch divides evenly among them.
@@ -343,8 +380,12 @@ def fit(train_step: Callable, state: TrainState, batch_fn: Callable[[int], PyTre
   """
   from tqdm.auto import tqdm  # only the loop needs tqdm
 
+  history, running = History(), []
   if checkpointer is not None and checkpointer.latest_step() is not None:
     state = checkpointer.restore(state)
+    saved = checkpointer.restore_history()
+    if saved is not None:  # the records so far, and the open log window
+      history, running = History(saved["records"]), saved["pending"]
   if mesh is None and len(jax.devices()) > 1:
     mesh = data_mesh()
   if mesh is not None:
@@ -358,7 +399,6 @@ def fit(train_step: Callable, state: TrainState, batch_fn: Callable[[int], PyTre
       return shard_batch(batch, mesh)
     return batch
 
-  history, running = History(), []
   start = int(state.step)
   bar = tqdm(total=num_steps, initial=start, desc=description, disable=not progress,
              dynamic_ncols=True, file=os.sys.stderr)
@@ -376,8 +416,12 @@ def fit(train_step: Callable, state: TrainState, batch_fn: Callable[[int], PyTre
       history.append(record)
       bar.set_postfix({k.split("/")[-1] if k.startswith("train") else k: f"{v:.4g}"
                        for k, v in record.items() if k != "step" and "grad_norm" not in k})
-    if checkpointer is not None:
-      checkpointer.save(state, force=done == num_steps)
+    if checkpointer is not None and checkpointer.due(done, force=done == num_steps):
+      running = [{k: float(v) for k, v in m.items()} for m in running]
+      checkpointer.save(state, force=True, history={"records": list(history),
+                                                    "pending": running})
+      if results_dir is not None and history:
+        history.write(results_dir)
     bar.update(1)
   bar.close()
   if results_dir is not None and history:
