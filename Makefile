@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: test demo bench clean
+.PHONY: test demo bench docs clean
 
 # setup.py builds the native kernels; any change to them reinstalls.
 NATIVE := setup.py $(wildcard jaxrnn/_native/*.cc jaxrnn/_native/*.h)
@@ -22,6 +22,15 @@ $(VENV)/.test: $(VENV)/.base
 test: $(VENV)/.test
 	$(PY) -m pytest -n 2 -q
 
+# The documentation site: Sphinx (autodoc, napoleon, MyST), warnings as errors.
+$(VENV)/.docs: $(VENV)/.base
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.docs
+	$(PY) -m sphinx -W --keep-going -b html -q docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
+
 $(VENV)/.bench: $(VENV)/.base
 	$(PY) -m pip install --quiet -e '.[bench]'
 	touch $@
@@ -33,4 +42,4 @@ demo: $(VENV)/.base
 	$(PY) examples/adding_problem.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info jaxrnn/_native/*.so
+	rm -rf $(VENV) .pytest_cache build *.egg-info jaxrnn/_native/*.so docs/_build

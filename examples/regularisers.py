@@ -34,7 +34,7 @@ CONFIGS = [
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--steps", type=int, default=2400)
+  parser.add_argument("--steps", type=int, default=3000)
   parser.add_argument("--hidden-size", type=int, default=256)
   parser.add_argument("--corpus-chars", type=int, default=600_000)
   parser.add_argument("--only", default="", help="comma-separated row numbers, e.g. 0,3")

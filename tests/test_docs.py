@@ -1,4 +1,5 @@
-"""Every Python code block in the README runs as written."""
+"""Every Python code block in the README and the docs pages runs as written
+(the pages include README sections; blocks of their own count too)."""
 
 import pathlib
 import re
@@ -8,7 +9,9 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BLOCKS = [block for page in PAGES
+          for block in re.findall(r"```python\n(.*?)```", page.read_text(), re.S)]
 
 
 def test_readme_has_code():

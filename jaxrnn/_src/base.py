@@ -24,6 +24,7 @@ can take every weight gradient as one matmul after the time loop::
 from __future__ import annotations
 
 import abc
+import functools
 from typing import Any, ClassVar, NamedTuple, Optional, Sequence
 
 import jax
@@ -72,6 +73,45 @@ def describe(value: Any) -> str:
   return shape_str(shape) if shape is not None else type(value).__name__
 
 
+def check_key(key: Any, name: str = "key") -> None:
+  """``key`` is a PRNG key: a typed one (``jax.random.key``) or a raw
+  ``uint32[2]`` one (``jax.random.PRNGKey``), else a ``TypeError``."""
+  dtype = getattr(key, "dtype", None)
+  typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+  raw = getattr(key, "shape", None) == (2,) and dtype == jnp.uint32
+  if not ((typed and key.shape == ()) or raw):
+    raise TypeError(f"{name}: expected a PRNG key (jax.random.key(seed)), got "
+                    f"{type(key).__name__}"
+                    + (f" of shape {shape_str(key.shape)} and dtype {dtype}"
+                       if dtype is not None else f" {key!r}"))
+
+
+def as_array(value: Any, name: str) -> Any:
+  """Python lists, tuples and scalars as NumPy arrays (what JAX takes);
+  anything else as it is."""
+  if isinstance(value, (list, tuple, int, float, bool)):
+    try:
+      array = np.asarray(value)
+    except ValueError:
+      array = None  # NumPy refuses ragged nesting
+    if array is None or array.dtype == object:
+      raise TypeError(f"{name}: expected an array or a nested list of numbers "
+                      f"of one shape, got a ragged {type(value).__name__}")
+    return array
+  return value
+
+
+def as_carry(carry: Any, name: str) -> Any:
+  """Lists inside a carry (its NamedTuple fields, or the carries of a
+  Bidirectional or Stacked layer) as arrays."""
+  if hasattr(carry, "_fields"):
+    return type(carry)(*(as_array(v, f"{name}.{f}")
+                         for f, v in zip(carry._fields, carry)))
+  if isinstance(carry, (tuple, list)):
+    return type(carry)(as_carry(c, f"{name}[{i}]") for i, c in enumerate(carry))
+  return carry
+
+
 def check_initializer(initializer: str) -> None:
   if initializer not in INITIALIZERS:
     raise ValueError(
@@ -101,6 +141,19 @@ class Cell(abc.ABC):
   params_type: ClassVar[type]
   carry_type: ClassVar[type]
   num_gates: ClassVar[int]
+
+  def __init_subclass__(cls, **kwargs):
+    """Every cell's ``init`` checks its PRNG key before any work."""
+    super().__init_subclass__(**kwargs)
+    init = cls.__dict__.get("init")
+    if init is None or getattr(init, "__isabstractmethod__", False):
+      return
+
+    @functools.wraps(init)
+    def init_with_checked_key(self, key, *args, **kwargs):
+      check_key(key)
+      return init(self, key, *args, **kwargs)
+    cls.init = init_with_checked_key
 
   # ------------------------------------------------------------ interface
   @abc.abstractmethod
@@ -170,6 +223,7 @@ class Cell(abc.ABC):
     dimensions; every leaf of ``carry`` has shape ``(*batch, hidden_size)``.
     """
     self.check_params(params)
+    x, carry = as_array(x, "x"), as_carry(carry, "carry")
     self.check_input(params, x, "x")
     self.check_carry(params, carry, x.shape[:-1], "carry")
     return self.recurrence(params, carry, self.input_projection(params, x))

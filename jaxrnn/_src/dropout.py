@@ -111,18 +111,11 @@ def check(dropout: Optional[RecurrentDropout], key, deterministic: bool,
 
 
 def check_key(key, what: str) -> None:
-  """``key`` is a PRNG key: a typed key (``jax.random.key``) or a raw
-  ``uint32[2]`` one (``jax.random.PRNGKey``)."""
+  """A key for ``what``'s masks: present, and a PRNG key."""
   if key is None:
     raise ValueError(f"key: {what} needs a PRNG key (jax.random.key), or "
                      "deterministic=True for evaluation")
-  dtype = getattr(key, "dtype", None)
-  typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
-  raw = getattr(key, "shape", None) == (2,) and dtype == jnp.uint32
-  if not ((typed and key.shape == ()) or raw):
-    raise TypeError(f"key: expected a PRNG key (jax.random.key), got "
-                    f"{type(key).__name__} {base.describe(key)}"
-                    + (f" of dtype {dtype}" if dtype is not None else ""))
+  base.check_key(key)
 
 
 def _keep(key, rate, shape, dtype):

@@ -117,6 +117,7 @@ class RNN(nn.Module):
   @nn.compact
   def __call__(self, xs, *, initial_carry=None, seq_lengths=None, mask=None,
                resets=None, deterministic: bool = True):
+    xs = base.as_array(xs, "xs")
     params = self.param(PARAM_NAME, lambda key: self.layer.init(
         key, xs.shape[-1], self.hidden_size, **self._kwargs()))
     common = dict(initial_carry=initial_carry, seq_lengths=seq_lengths, mask=mask,

@@ -80,6 +80,7 @@ class RNN(nnx.Module):
 
   def __call__(self, xs, *, initial_carry=None, seq_lengths=None, mask=None,
                resets=None):
+    xs = base.as_array(xs, "xs")
     params = to_functional(self)
     common = dict(initial_carry=initial_carry, seq_lengths=seq_lengths, mask=mask,
                   resets=resets,

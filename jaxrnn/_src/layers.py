@@ -68,6 +68,7 @@ class Bidirectional:
   def init(self, key, input_size: int, hidden_size: int,
            **kwargs) -> BidirectionalParams:
     """Params for both directions; ``kwargs`` go to both cells' ``init``."""
+    base.check_key(key)
     k_fwd, k_bwd = jax.random.split(key)
     return BidirectionalParams(
         self.forward.init(k_fwd, input_size, hidden_size, **kwargs),
@@ -113,6 +114,8 @@ class Bidirectional:
     """
     scan_lib.check_unroll(unroll)
     impl = scan_lib.resolve_impl(impl)
+    xs, initial_carry, seq_lengths, mask, resets = scan_lib.as_arrays(
+        xs, initial_carry, seq_lengths, mask, resets)
     batch_shape, T = scan_lib.check_sequence(xs, time_major, self.feature_axes())
     self.check_inputs(params, xs, initial_carry, batch_shape)
     scan_lib.check_lengths_and_mask(seq_lengths, mask, batch_shape, T,
@@ -228,6 +231,7 @@ class Stacked:
   def init(self, key, input_size: int,
            hidden_size: Union[int, Sequence[int]], **kwargs) -> tuple:
     """Params, one entry per layer; ``hidden_size`` is one int or one per layer."""
+    base.check_key(key)
     n = len(self.layers)
     sizes = (hidden_size,) * n if isinstance(hidden_size, int) else tuple(hidden_size)
     if len(sizes) != n:
@@ -273,6 +277,8 @@ class Stacked:
     scan_lib.check_unroll(unroll)
     impl = scan_lib.resolve_impl(impl)
     self._check_params(params)
+    xs, initial_carry, seq_lengths, mask, resets = scan_lib.as_arrays(
+        xs, initial_carry, seq_lengths, mask, resets)
     batch_shape, T = scan_lib.check_sequence(xs, time_major, self.feature_axes())
     carries = (None,) * len(self.layers) if initial_carry is None else initial_carry
     if not isinstance(carries, (tuple, list)) or len(carries) != len(self.layers):

@@ -36,6 +36,7 @@ class Linear:
   def init(self, key, input_size: int, output_size: int, *,
            use_bias: bool = True, dtype: Any = jnp.float32,
            initializer: str = "default") -> LinearParams:
+    base.check_key(key)
     base.check_sizes(input_size, output_size)
     base.check_initializer(initializer)
     k_w, k_b = jax.random.split(key)
@@ -52,6 +53,9 @@ class Linear:
     if not isinstance(params, LinearParams):
       raise TypeError(f"params: Linear expects LinearParams, got "
                       f"{type(params).__name__}")
+    h = base.as_array(h, "h")
+    if not hasattr(h, "ndim"):
+      raise TypeError(f"h: expected an array, got {type(h).__name__}")
     if h.ndim < 1 or h.shape[-1] != params.w.shape[0]:
       raise ValueError(
           f"h: expected last dimension {params.w.shape[0]} (from params.w), "

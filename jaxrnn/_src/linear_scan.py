@@ -213,6 +213,8 @@ def run(cell: LinearRecurrentCell, params, xs, carry, valid, *, reverse: bool,
   ys = cell.readout(params, hs, xs).astype(output_dtype(params, xs))
   if valid is not None:
     ys = jnp.where(valid[..., None], ys, jnp.zeros_like(ys))
+  if hs.shape[0] == 0:  # no steps: the carry as it came
+    return carry, ys
   final = cell.to_carry(hs[0] if reverse else hs[-1])
   final = jax.tree.map(lambda n, o: n.astype(o.dtype), final, carry)
   return final, ys

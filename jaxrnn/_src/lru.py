@@ -140,7 +140,8 @@ class LRUCell(linear_scan.LinearRecurrentCell):
                                    jnp.exp(params.theta_log)))
 
   def state(self, carry):
-    return jax.lax.complex(carry.re, carry.im)
+    acc = linear_scan.accumulator(carry.re.dtype)  # no complex bfloat16
+    return jax.lax.complex(carry.re.astype(acc), carry.im.astype(acc))
 
   def to_carry(self, h):
     return LRUState(h.real, h.imag)

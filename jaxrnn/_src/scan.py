@@ -386,6 +386,13 @@ def check_lengths_and_mask(seq_lengths, mask, batch_shape: tuple, T: int,
                        f"{layout}, got {base.shape_str(shape)}")
 
 
+def as_arrays(xs, initial_carry, seq_lengths, mask, resets) -> tuple:
+  """A layer's array arguments, Python lists taken as arrays."""
+  return (base.as_array(xs, "xs"), base.as_carry(initial_carry, "initial_carry"),
+          base.as_array(seq_lengths, "seq_lengths"), base.as_array(mask, "mask"),
+          base.as_array(resets, "resets"))
+
+
 def check_unroll(unroll) -> None:
   if isinstance(unroll, bool):
     return
@@ -480,6 +487,8 @@ def scan(cell: base.Cell, params: Any, xs: Array, *,
   check_cell(cell)
   check_unroll(unroll)
   impl = resolve_impl(impl)
+  xs, initial_carry, seq_lengths, mask, resets = as_arrays(
+      xs, initial_carry, seq_lengths, mask, resets)
   batch_shape, T = check_sequence(xs, time_major, cell.feature_axes())
   check_cell_inputs(cell, params, xs, initial_carry, batch_shape)
   check_lengths_and_mask(seq_lengths, mask, batch_shape, T, time_major, resets)
@@ -520,6 +529,7 @@ def which_engine(cell: base.Cell, params: Any, xs: Array, *,
   """
   check_cell(cell)
   impl = resolve_impl(impl)
+  xs, initial_carry, *_ = as_arrays(xs, initial_carry, None, None, None)
   batch_shape, _ = check_sequence(xs, time_major, cell.feature_axes())
   check_cell_inputs(cell, params, xs, initial_carry, batch_shape)
   xs = jax.eval_shape(lambda x: to_time_major(x, time_major, cell.feature_axes()),

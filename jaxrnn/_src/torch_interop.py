@@ -212,6 +212,11 @@ class TorchRNN:
         ``None`` means no dropout (evaluation mode).
       impl: the engine, as in :func:`jaxrnn.scan`.
     """
+    input = base.as_array(input, "input")
+    if isinstance(hx, tuple):  # the LSTM's (h_0, c_0)
+      hx = tuple(base.as_array(v, f"hx[{i}]") for i, v in enumerate(hx))
+    else:
+      hx = base.as_array(hx, "hx")
     unbatched = getattr(input, "ndim", None) == 2
     time_major = unbatched or not self.batch_first
     batch_shape = () if unbatched else (
