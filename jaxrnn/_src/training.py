@@ -181,21 +181,41 @@ def stream_chunks(stream: jax.Array, chunk_length: int, batch_size: int):
 
 # ------------------------------------------------------------ parallelism
 def data_mesh(devices=None) -> Mesh:
-  """A one-axis mesh ``("data",)`` over ``devices`` (all visible by default)."""
+  """A one-axis mesh ``("data",)`` over ``devices``: by default every device
+  of every process (``jax.devices()``), so that after
+  ``jax.distributed.initialize`` the mesh spans all hosts."""
   devices = jax.devices() if devices is None else devices
   return Mesh(np.asarray(devices), ("data",))
 
 
 def shard_batch(batch: PyTree, mesh: Mesh) -> PyTree:
-  """Splits every array's leading axis across the mesh's ``"data"`` axis."""
-  n = mesh.shape["data"]
+  """The global batch, split along the leading axis over the mesh's
+  ``"data"`` axis, from this process's rows.
+
+  In one process ``batch`` is the whole batch. In a multi-process run
+  (``jax.distributed``) each process passes its own rows, its slice of the
+  global batch in process order, and gets the same global array back
+  (``jax.make_array_from_process_local_data``).
+  """
+  n = local_devices(mesh)
+  sharding = NamedSharding(mesh, PartitionSpec("data"))
   def put(x):
-    x = jnp.asarray(x)
+    x = np.asarray(x)
     if x.ndim == 0 or x.shape[0] % n:
-      raise ValueError(f"batch: leading axis {x.shape[:1]} must divide into {n} "
-                       "devices for data parallelism")
-    return jax.device_put(x, NamedSharding(mesh, PartitionSpec("data")))
+      raise ValueError(f"batch: leading axis {x.shape[:1]} must divide into this "
+                       f"process's {n} devices for data parallelism")
+    return jax.make_array_from_process_local_data(sharding, x)
   return jax.tree.map(put, batch)
+
+
+def local_devices(mesh: Mesh) -> int:
+  """How many of the mesh's devices belong to this process."""
+  return sum(d.process_index == jax.process_index() for d in mesh.devices.flat)
+
+
+def is_primary() -> bool:
+  """Whether this process writes files and shows progress: process 0."""
+  return jax.process_index() == 0
 
 
 def replicate(tree: PyTree, mesh: Mesh) -> PyTree:
@@ -279,8 +299,9 @@ class Checkpointer:
     step = self.latest_step() if step is None else step
     if step is None:
       raise ValueError(f"checkpoint: none found in {self.directory}")
-    abstract = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), template)
+    abstract = jax.tree.map(  # restored where the template lives (its mesh)
+        lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x),
+                                       sharding=getattr(x, "sharding", None)), template)
     try:
       restored = self._restore_state(step, abstract)
     except Exception as e:  # noqa: BLE001 - orbax raises many types; say which file
@@ -375,32 +396,42 @@ def fit(train_step: Callable, state: TrainState, batch_fn: Callable[[int], PyTre
     mesh: run data-parallel over this mesh; by default every visible device
       when there are several and the batch divides evenly among them.
 
+  Several processes (``jax.distributed.initialize`` on each host, the same
+  script everywhere): ``batch_fn(step)`` returns this process's rows of the
+  global batch; the state is replicated over the global mesh, metrics are
+  means over the global batch, every process saves and restores the same
+  checkpoints (a directory all of them can reach), and only process 0 shows
+  progress and writes the history.
+
   Returns:
     ``(state, history)``.
   """
   from tqdm.auto import tqdm  # only the loop needs tqdm
 
   history, running = History(), []
+  if mesh is None and len(jax.devices()) > 1:
+    mesh = data_mesh()
+  if mesh is not None:
+    state = replicate(state, mesh)
   if checkpointer is not None and checkpointer.latest_step() is not None:
     state = checkpointer.restore(state)
     saved = checkpointer.restore_history()
     if saved is not None:  # the records so far, and the open log window
       history, running = History(saved["records"]), saved["pending"]
-  if mesh is None and len(jax.devices()) > 1:
-    mesh = data_mesh()
-  if mesh is not None:
-    state = replicate(state, mesh)
+  multiprocess = jax.process_count() > 1
 
   def place(batch):
     if mesh is None:
       return batch
     leading = {jnp.shape(x)[0] for x in jax.tree.leaves(batch) if jnp.ndim(x)}
-    if all(n % mesh.shape["data"] == 0 for n in leading):
-      return shard_batch(batch, mesh)
+    if multiprocess or all(n % mesh.shape["data"] == 0 for n in leading):
+      return shard_batch(batch, mesh)  # each process's rows, one global batch
     return batch
+  write = results_dir is not None and is_primary()
 
   start = int(state.step)
-  bar = tqdm(total=num_steps, initial=start, desc=description, disable=not progress,
+  bar = tqdm(total=num_steps, initial=start, desc=description,
+             disable=not progress or not is_primary(),
              dynamic_ncols=True, file=os.sys.stderr)
   for step in range(start, num_steps):
     state, metrics = train_step(state, place(batch_fn(step)))
@@ -420,10 +451,10 @@ def fit(train_step: Callable, state: TrainState, batch_fn: Callable[[int], PyTre
       running = [{k: float(v) for k, v in m.items()} for m in running]
       checkpointer.save(state, force=True, history={"records": list(history),
                                                     "pending": running})
-      if results_dir is not None and history:
+      if write and history:
         history.write(results_dir)
     bar.update(1)
   bar.close()
-  if results_dir is not None and history:
+  if write and history:
     history.write(results_dir)
   return state, history
