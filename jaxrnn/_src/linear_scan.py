@@ -33,11 +33,13 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec
 
 from jaxrnn._src import base
 
@@ -81,13 +83,25 @@ class LinearRecurrentCell(base.Cell):
   Attributes:
     method: how a sequence layer solves the recurrence: ``"auto"``
       (default), ``"associative"`` or ``"sequential"``; see the module.
+    sequence_mesh: a ``jax.sharding.Mesh`` to split the time axis over
+      (sequence parallelism, :func:`solve_sequence_parallel`), or ``None``.
+    sequence_axis: the name of the mesh axis that time is split over.
   """
 
   method: str = "auto"
+  sequence_mesh: Optional[Mesh] = None
+  sequence_axis: str = "time"
 
   def __post_init__(self):
     if self.method not in METHODS:
       raise ValueError(f"method: expected one of {METHODS}, got {self.method!r}")
+    if self.sequence_mesh is not None:
+      if not isinstance(self.sequence_mesh, Mesh):
+        raise TypeError(f"sequence_mesh: expected a jax.sharding.Mesh, got "
+                        f"{type(self.sequence_mesh).__name__}")
+      if self.sequence_axis not in self.sequence_mesh.axis_names:
+        raise ValueError(f"sequence_axis: expected one of the mesh's axes "
+                         f"{self.sequence_mesh.axis_names}, got {self.sequence_axis!r}")
 
   @abc.abstractmethod
   def coefficients(self, params, x) -> tuple:
@@ -190,8 +204,13 @@ def run(cell: LinearRecurrentCell, params, xs, carry, valid, *, reverse: bool,
       r = resets[..., None]
       log_b = jnp.where(r, jnp.logaddexp(log_a + to_log(reset_to), log_b), log_b)
       log_a = jnp.where(r, jnp.full_like(log_a, floor), log_a)
-    hs = jnp.exp(solve_log(log_a, log_b, log_h0, reverse=reverse, method=method,
-                           unroll=unroll))
+    if cell.sequence_mesh is not None:
+      hs = jnp.exp(solve_sequence_parallel(
+          log_a, log_b, log_h0, reverse=reverse, mesh=cell.sequence_mesh,
+          axis=cell.sequence_axis, log_space=True))
+    else:
+      hs = jnp.exp(solve_log(log_a, log_b, log_h0, reverse=reverse, method=method,
+                             unroll=unroll))
   else:
     a, b = cell.coefficients(params, xs)
     if keep is not None:
@@ -209,7 +228,11 @@ def run(cell: LinearRecurrentCell, params, xs, carry, valid, *, reverse: bool,
       r = resets[..., None]
       b = jnp.where(r, a * cell.state(reset_to).astype(h0.dtype) + b, b)
       a = jnp.where(r, jnp.zeros_like(a), a)
-    hs = solve(a, b, h0, reverse=reverse, method=method, unroll=unroll)
+    if cell.sequence_mesh is not None:
+      hs = solve_sequence_parallel(a, b, h0, reverse=reverse, mesh=cell.sequence_mesh,
+                                   axis=cell.sequence_axis)
+    else:
+      hs = solve(a, b, h0, reverse=reverse, method=method, unroll=unroll)
   ys = cell.readout(params, hs, xs).astype(output_dtype(params, xs))
   if valid is not None:
     ys = jnp.where(valid[..., None], ys, jnp.zeros_like(ys))
@@ -248,6 +271,53 @@ def solve_log(log_a, log_b, log_h0, *, reverse: bool, method: str, unroll: int =
   log_b = log_b.at[first].set(jnp.logaddexp(log_a[first] + log_h0, log_b[first]))
   return jax.lax.associative_scan(_compose_log, (log_a, log_b), reverse=reverse,
                                   axis=0)[1]
+
+
+def solve_sequence_parallel(a, b, h0, *, reverse: bool, mesh: Mesh, axis: str,
+                            log_space: bool = False):
+  """:func:`solve` (or :func:`solve_log`) with the time axis split over the
+  devices of ``mesh``'s ``axis`` (recurrentgemma's scheme):
+
+  1. each device solves its chunk of ``n = T / devices`` steps from a zero
+     state, by an associative scan that also gives ``A_t``, the product of
+     the chunk's ``a`` up to ``t``: ``h_t = H_t + A_t h_in``;
+  2. the chunks' last ``(A, H)`` are gathered (one all-gather of two
+     ``batch × hidden`` arrays per device) and folded in chunk order from
+     ``h0``, giving every chunk its incoming state ``h_in``;
+  3. each device corrects its chunk: ``H_t + A_t h_in``.
+
+  Work per device is ``O(T / devices)`` plus ``O(devices)`` for the fold;
+  communication is one all-gather, independent of ``T``. ``T`` is padded to
+  a multiple of the devices with identity steps (``a = 1, b = 0``).
+  """
+  n = mesh.shape[axis]
+  T = a.shape[0]
+  pad = -T % n
+  one, zero = (0.0, _log_floor(b.dtype)) if log_space else (1.0, 0.0)
+  if pad:
+    widths = [(0, pad)] + [(0, 0)] * (a.ndim - 1)
+    a = jnp.pad(a, widths, constant_values=one)
+    b = jnp.pad(b, widths, constant_values=zero)
+  compose = _compose_log if log_space else _compose
+  apply = ((lambda A, H, h: jnp.logaddexp(H, A + h)) if log_space
+           else (lambda A, H, h: H + A * h))
+
+  def chunk(a, b, h0):
+    A, H = jax.lax.associative_scan(compose, (a, b), reverse=reverse, axis=0)
+    edge = 0 if reverse else -1  # the chunk's state after its last step
+    A_all = jax.lax.all_gather(A[edge], axis)
+    H_all = jax.lax.all_gather(H[edge], axis)
+    incoming, h = [None] * n, h0
+    for i in (range(n - 1, -1, -1) if reverse else range(n)):
+      incoming[i] = h
+      h = apply(A_all[i], H_all[i], h)
+    h_in = jnp.stack(incoming)[jax.lax.axis_index(axis)]
+    return apply(A, H, h_in)
+
+  time = PartitionSpec(axis)
+  hs = jax.shard_map(chunk, mesh=mesh, in_specs=(time, time, PartitionSpec()),
+                     out_specs=time)(a, b, h0)
+  return hs[:T]
 
 
 def _log_floor(dtype):
