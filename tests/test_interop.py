@@ -15,7 +15,7 @@ pytestmark = pytest.mark.usefixtures("engine")  # each test on both engines
 
 TORCH_CLASSES = {"RNN_TANH": torch.nn.RNN, "RNN_RELU": torch.nn.RNN,
                  "LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU}
-N_RANDOM = 24
+N_RANDOM = 16
 
 
 def random_config(seed):

@@ -11,12 +11,12 @@ import sys
 
 import numpy as np
 
-SCRIPT = pathlib.Path(__file__).resolve().parent / "resume_script.py"
+SCRIPT = pathlib.Path(__file__).resolve().parent / "train_script.py"
 
 
 def start(run_dir, **kill):
   env = {**os.environ, **{k: str(v) for k, v in kill.items()}}
-  return subprocess.Popen([sys.executable, str(SCRIPT), str(run_dir)], env=env,
+  return subprocess.Popen([sys.executable, str(SCRIPT), str(run_dir), "1", "0", "0"], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -26,7 +26,7 @@ def finish(proc):
 
 
 def outcome(run_dir):
-  params = np.load(run_dir / "params.npz")
+  params = np.load(run_dir / "params0.npz")
   history = json.loads((run_dir / "metrics.json").read_text())
   return [params[k] for k in sorted(params.files)], history
 
@@ -46,7 +46,7 @@ def test_kill_and_resume_keeps_params_and_history(tmp_path):
   for name, proc in killed.items():
     code, err = finish(proc)
     assert code == -signal.SIGKILL, (name, err)
-    assert not (tmp_path / name / "params.npz").exists()
+    assert not (tmp_path / name / "params0.npz").exists()
   resumed = {name: start(tmp_path / name) for name in KILLS}
   for name, proc in resumed.items():
     code, err = finish(proc)

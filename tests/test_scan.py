@@ -50,9 +50,13 @@ def assert_trees_close(a, b, rtol=RTOL, atol=1e-12):
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=atol), a, b)
 
 
-@pytest.mark.parametrize("batch_shape", [(), (3,), (2, 3)])
-@pytest.mark.parametrize("name", list(CELLS))
-@pytest.mark.parametrize("reverse", [False, True])
+# Every cell with three (batch shape, direction) pairs, rotated over the
+# cells so that each batch shape meets each direction.
+LOOP_CASES = [(name, shape, (i + j) % 2 == 1) for i, name in enumerate(CELLS)
+              for j, shape in enumerate([(), (3,), (2, 3)])]
+
+
+@pytest.mark.parametrize("name, batch_shape, reverse", LOOP_CASES)
 def test_scan_matches_python_loop(name, batch_shape, reverse):
   cell, _ = CELLS[name]
   params, xs, carry = setup(cell, batch_shape)
@@ -88,8 +92,8 @@ def test_jit_equals_no_jit():
                      jaxrnn.scan(cell, params, xs, seq_lengths=lengths))
 
 
-@pytest.mark.parametrize("name", list(CELLS))
-@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("name, reverse", [(name, i % 2 == 1) for i, name in enumerate(CELLS)]
+                         + [("lstm", False), ("gru_after", True)])  # both ways for these
 def test_padding_changes_nothing(name, reverse):
   """Each padded sequence equals the same sequence run alone, unpadded."""
   cell, _ = CELLS[name]
@@ -303,6 +307,8 @@ def test_hoisted_and_per_step_projection_agree(name, engine):
   XLA engine's fused backward and (under the "native" fixture, which has no
   hoisting) on the autodiff engine."""
   impl = "xla" if engine == "xla" else "autodiff"
+  if list(CELLS).index(name) % 2 != (impl == "xla") and name not in ("lstm", "gru_after"):
+    pytest.skip("the cells take the two engines in turn; LSTM and GRU take both")
   from jaxrnn._src import scan as engine
   cell, _ = CELLS[name]
   params, xs, carry = setup(cell, (3,))
