@@ -32,9 +32,10 @@ def random_case(cell, seed, batch_shape, dtype=jnp.float64, initializer="pytorch
   return params, carry, x
 
 
-@pytest.mark.parametrize("batch_shape", BATCH_SHAPES)
-@pytest.mark.parametrize("name", list(CELLS))
-@pytest.mark.parametrize("seed", [0, 1, 2])
+# Every cell with each batch shape, a different seed for each.
+@pytest.mark.parametrize("name, batch_shape, seed",
+                         [(name, shape, seed) for name in CELLS
+                          for seed, shape in enumerate(BATCH_SHAPES)])
 def test_cell_matches_numpy(name, batch_shape, seed):
   cell, ref = CELLS[name]
   params, carry, x = random_case(cell, seed, batch_shape)

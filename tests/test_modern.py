@@ -118,8 +118,9 @@ def test_gradients(name):
   check_grads(lambda p, c, x: cell(p, c, x), (params, carry, xs[:, 0]), order=1,
               modes=("fwd", "rev"), atol=1e-5, rtol=1e-5)
   f = lambda p, x, c: jaxrnn.scan(cell, p, x, initial_carry=c, mask=mask, reverse=True)
-  check_grads(f, (params, xs, carry), order=1, modes=("fwd", "rev"), atol=1e-5,
-              rtol=1e-5)
+  # forward mode of the layer on minGRU (the same path for all four)
+  check_grads(f, (params, xs, carry), order=1, atol=1e-5, rtol=1e-5,
+              modes=("fwd", "rev") if name == "min_gru" else ("rev",))
 
 
 @pytest.mark.parametrize("name, reverse", [("min_gru", False), ("min_lstm", True),
