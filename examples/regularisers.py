@@ -41,6 +41,8 @@ def main(argv=None):
   parser.add_argument("--results-dir", default="results/regularisers")
   parser.add_argument("--no-progress", action="store_true", help="(always: one line per run)")
   parser.add_argument("--smoke", action="store_true")
+  parser.add_argument("--report-only", action="store_true",
+                      help="no training: the table and plot from the runs already in --results-dir")
   args = parser.parse_args(argv)
   out = pathlib.Path(args.results_dir)
   configs = CONFIGS
@@ -53,12 +55,18 @@ def main(argv=None):
   rows = []
   curves = {}
   for i, (name, flags) in enumerate(configs):
-    print(f"\n=== {name}")
-    summary = char_lm.main(common + flags + ["--results-dir", str(out / f"run{i}")])
+    run_dir = out / f"run{i}"
+    if args.report_only:
+      if not (run_dir / "summary.json").exists():
+        continue
+      summary = json.loads((run_dir / "summary.json").read_text())
+    else:
+      print(f"\n=== {name}")
+      summary = char_lm.main(common + flags + ["--results-dir", str(run_dir)])
     rows.append({"regulariser": name, **{k: summary[k] for k in (
         "held_out_bits_per_char", "final_train_bits_per_char", "seconds")},
         "sample": summary["sample"]})
-    curves[name] = json.loads((out / f"run{i}" / "metrics.json").read_text())
+    curves[name] = json.loads((run_dir / "metrics.json").read_text())
 
   table = ["| regulariser | held-out bpc | train bpc (last 50 steps) | seconds |",
            "|---|---|---|---|"]
