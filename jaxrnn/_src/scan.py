@@ -240,7 +240,10 @@ def _autodiff(cell, params, carry, steps, carry0, *, reverse, unroll, hoist,
   if hoist:
     xs = cell.input_projection(params, xs)
     project = lambda p, x: x
-  else:
+  elif type(cell).input_projection is base.Cell.input_projection:
+    w_i, b = cell.input_weights(params)  # loop-invariant: computed once
+    project = lambda p, x: base.add_biases(x @ w_i, b)
+  else:  # a projection that is not a matmul (ConvLSTM, the LN cells)
     project = cell.input_projection
 
   def step(c, inputs):
