@@ -3,15 +3,15 @@
 None of these functions imports torch or Flax; ``to_equinox`` imports Equinox.
 """
 
-from jaxrnn._src.equinox_interop import from_equinox
-from jaxrnn._src.equinox_interop import to_equinox
-from jaxrnn._src.flax_interop import from_flax
-from jaxrnn._src.flax_interop import from_flax_carry
-from jaxrnn._src.flax_interop import to_flax
-from jaxrnn._src.flax_interop import to_flax_carry
-from jaxrnn._src.torch_interop import TorchRNN
-from jaxrnn._src.torch_interop import from_torch
-from jaxrnn._src.torch_interop import from_torch_cell
+from jaxrnn._src.interop.equinox import from_equinox
+from jaxrnn._src.interop.equinox import to_equinox
+from jaxrnn._src.interop.flax import from_flax
+from jaxrnn._src.interop.flax import from_flax_carry
+from jaxrnn._src.interop.flax import to_flax
+from jaxrnn._src.interop.flax import to_flax_carry
+from jaxrnn._src.interop.torch import TorchRNN
+from jaxrnn._src.interop.torch import from_torch
+from jaxrnn._src.interop.torch import from_torch_cell
 
 __all__ = (
     "TorchRNN",

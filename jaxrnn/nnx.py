@@ -1,8 +1,8 @@
 """Flax nnx modules wrapping jaxrnn's functional cells and layers."""
 
-from jaxrnn._src.flax_nnx import Cell
-from jaxrnn._src.flax_nnx import RNN
-from jaxrnn._src.flax_nnx import load_functional
-from jaxrnn._src.flax_nnx import to_functional
+from jaxrnn._src.flax.nnx import Cell
+from jaxrnn._src.flax.nnx import RNN
+from jaxrnn._src.flax.nnx import load_functional
+from jaxrnn._src.flax.nnx import to_functional
 
 __all__ = ("Cell", "RNN", "load_functional", "to_functional")

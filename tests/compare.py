@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxrnn
-from jaxrnn._src import scan as engine_lib
+from jaxrnn._src.engines import registry as engine_lib
 from cases import init_params
 
 TOL = {jnp.float64: dict(rtol=1e-12, atol=1e-12), jnp.float32: dict(rtol=1e-5, atol=1e-5)}

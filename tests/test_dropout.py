@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from jaxrnn._src import dropout as dropout_lib
+from jaxrnn._src.layers import dropout as dropout_lib
 
 B, T, H = 3, 6, 64
 KEY = jax.random.key(7)
@@ -104,7 +104,7 @@ def test_zoneout_on_linear_cells():
   xs = jax.random.normal(jax.random.key(2), (T, B, 4), jnp.float64)
   dropout = jaxrnn.RecurrentDropout(zoneout=0.4)
   carry = cell.initial_carry(params, (B,))
-  from jaxrnn._src import scan as engine
+  from jaxrnn._src.engines import registry as engine
   for deterministic in (False, True):
     masks = dropout_lib.draw(dropout, KEY, deterministic, cell, params, xs, carry)
     _, ys = engine.run_cell(cell, params, xs, None, None, reverse=False, unroll=1,

@@ -1,4 +1,4 @@
-"""The XLA engine's fused backward (jaxrnn/_src/fused.py) against JAX's own
+"""The XLA engine's fused backward (jaxrnn/_src/engines/fused.py) against JAX's own
 derivative of the same scan (impl="autodiff"), for every cell that splits its
 step, with masks, both directions, remat, and both input-projection
 placements."""

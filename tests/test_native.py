@@ -14,7 +14,7 @@ from jaxrnn import _native
 from cases import CELLS
 from compare import TOL, assert_close, run_and_grad, setup
 
-NATIVE = [name for name, (cell, _) in CELLS.items() if _native.kind(cell) is not None]
+NATIVE = [name for name, (cell, _) in CELLS.items() if cell.native_variant() is not None]
 
 
 def test_native_engine_is_built_and_active():

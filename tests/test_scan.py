@@ -309,7 +309,7 @@ def test_hoisted_and_per_step_projection_agree(name, engine):
   impl = "xla" if engine == "xla" else "autodiff"
   if list(CELLS).index(name) % 2 != (impl == "xla") and name not in ("lstm", "gru_after"):
     pytest.skip("the cells take the two engines in turn; LSTM and GRU take both")
-  from jaxrnn._src import scan as engine
+  from jaxrnn._src.engines import registry as engine
   cell, _ = CELLS[name]
   params, xs, carry = setup(cell, (3,))
   xs = jnp.moveaxis(xs, 1, 0)

@@ -4,7 +4,9 @@
 #ifndef JAXRNN_NATIVE_BLAS_H_
 #define JAXRNN_NATIVE_BLAS_H_
 
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 
 namespace jaxrnn {
 
@@ -37,10 +39,19 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha,
     return;
   }
   const char tra = ta ? 'T' : 'N', trb = tb ? 'T' : 'N';
-  const int m = static_cast<int>(N), n = static_cast<int>(M),
-            k = static_cast<int>(K), la = static_cast<int>(ldb),
-            lb = static_cast<int>(lda), lc = static_cast<int>(ldc);
-  gemm_ptr<T>()(&trb, &tra, &m, &n, &k, &alpha, B, &la, A, &lb, &beta, C, &lc);
+  // Fortran BLAS takes int. N, K and the strides are layer widths, which the
+  // Python binding (jaxrnn/_native/__init__.py, too_large) keeps below 2^31;
+  // M counts rows (T * B) and may not be: it is split into blocks that fit.
+  constexpr int64_t kMaxRows = std::numeric_limits<int>::max();
+  const int n_ = static_cast<int>(N), k = static_cast<int>(K),
+            la = static_cast<int>(ldb), lb = static_cast<int>(lda),
+            lc = static_cast<int>(ldc);
+  for (int64_t m0 = 0; m0 < M; m0 += kMaxRows) {
+    const int rows = static_cast<int>(std::min(kMaxRows, M - m0));
+    const T* a = ta ? A + m0 : A + m0 * lda;
+    gemm_ptr<T>()(&trb, &tra, &n_, &rows, &k, &alpha, B, &la, a, &lb, &beta,
+                  C + m0 * ldc, &lc);
+  }
 }
 
 }  // namespace jaxrnn

@@ -9,8 +9,8 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from jaxrnn._src import base
-from jaxrnn._src import initializers
+from jaxrnn._src.cells import base
+from jaxrnn._src.cells import initializers
 
 sigmoid = base.sigmoid
 
@@ -41,8 +41,9 @@ class _GatedUnit(base.Cell):
     if not isinstance(self.reset_after, bool):
       raise TypeError(f"reset_after: expected a bool, got {self.reset_after!r}")
 
-  def splits_step(self) -> bool:
-    return self.reset_after  # reset-before: the gate multiplies h before the matmul
+  def step_form(self) -> str:
+    # reset-before: the gate multiplies h before the matmul
+    return self.form if self.reset_after else "opaque"
 
   def input_weights(self, params):
     if not self.reset_after or params.b_h is None:
@@ -89,6 +90,8 @@ class GRUCell(_GatedUnit):
   reset_after: bool = True
 
   params_type = GRUParams
+  form = "split"  # with reset_after; see step_form
+  native_kernel = "gru"
   carry_type = base.RNNState
   num_gates = 3
 
@@ -97,6 +100,11 @@ class GRUCell(_GatedUnit):
     """Params; see :mod:`jaxrnn` initialisers (``"default"`` or ``"pytorch"``)."""
     return GRUParams(*initializers.fused_weights(
         key, input_size, hidden_size, 3, dtype=dtype, initializer=initializer))
+
+  def native_variant(self):
+    if self.native_kernel is None:
+      return None
+    return f"{self.native_kernel}_{'after' if self.reset_after else 'before'}"
 
   def pointwise(self, params, carry, z):
     hidden = params.w_h.shape[0]
@@ -164,6 +172,7 @@ class MGUCell(_GatedUnit):
   reset_after: bool = True
 
   params_type = MGUParams
+  form = "split"  # with reset_after; see step_form
   carry_type = base.RNNState
   num_gates = 2
 

@@ -31,9 +31,7 @@ For step-by-step use in bfloat16, keep the carry in float32
 
 from __future__ import annotations
 
-import abc
-import dataclasses
-from typing import Any, Optional
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -41,133 +39,32 @@ import numpy as np
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec
 
-from jaxrnn._src import base
+from jaxrnn._src.cells import base
+from jaxrnn._src.cells.linear_recurrence import LinearRecurrentCell
+from jaxrnn._src.cells.linear_recurrence import output_dtype
+from jaxrnn._src.engines import protocol
 
-METHODS = ("auto", "associative", "sequential")
+class Linear(protocol.Engine):
+  """Cells declared ``form = "linear"``, solved for all steps at once."""
 
+  name = "linear"
+  impls = ("auto", "xla", "autodiff")
 
-def default_method() -> str:
-  """``"sequential"`` on CPU, ``"associative"`` on other backends.
+  def supports(self, cell, spec) -> Optional[str]:
+    if cell.step_form() != "linear":
+      return f"{type(cell).__name__} is not a linear recurrence"
+    if spec.recurrent_dropout:
+      return f"{type(cell).__name__} has no recurrent product for recurrent dropout"
+    return None
 
-  Measured interleaved on a 2-core x86 CPU (``bench.py --modern-only``:
-  minGRU, minLSTM, LRU and RG-LRU, forward+backward, B=8, I=H=256, T=256,
-  1024 and 4096): the associative scan ran 1.2x to 2.0x the time of the
-  sequential one in every row. It does about twice the elementwise work, and
-  two cores cannot run its log T levels wide. On GPU
-  and TPU the sequential scan runs T dependent steps on a device built for
-  wide ones; there the associative scan is the usual choice (recurrentgemma,
-  S5), not measured here.
-  """
-  return "sequential" if jax.default_backend() == "cpu" else "associative"
+  def describe(self, cell, spec) -> str:
+    return (f"{type(cell).__name__} is a linear recurrence, solved by the "
+            f"{cell.resolved_method()} scan")
 
-
-def output_dtype(params, x) -> Any:
-  """The outputs' dtype: that of the inputs and params together (the
-  recurrence itself runs in :func:`accumulator`)."""
-  return jnp.result_type(x.dtype, *(p.dtype for p in jax.tree.leaves(params)))
-
-
-def accumulator(*dtypes) -> Any:
-  """The dtype the recurrence is solved in: at least float32."""
-  return jnp.promote_types(jnp.result_type(*dtypes), jnp.float32)
-
-
-@dataclasses.dataclass(frozen=True)
-class LinearRecurrentCell(base.Cell):
-  """Base class of the cells whose state is linear in itself.
-
-  Subclasses define :meth:`coefficients` (and :meth:`readout`,
-  :meth:`state` and :meth:`to_carry` where ``y = h`` and the carry ``(h,)``
-  do not fit), plus ``init`` and the size methods.
-
-  Attributes:
-    method: how a sequence layer solves the recurrence: ``"auto"``
-      (default), ``"associative"`` or ``"sequential"``; see the module.
-    sequence_mesh: a ``jax.sharding.Mesh`` to split the time axis over
-      (sequence parallelism, :func:`solve_sequence_parallel`), or ``None``.
-    sequence_axis: the name of the mesh axis that time is split over.
-  """
-
-  method: str = "auto"
-  sequence_mesh: Optional[Mesh] = None
-  sequence_axis: str = "time"
-
-  def __post_init__(self):
-    if self.method not in METHODS:
-      raise ValueError(f"method: expected one of {METHODS}, got {self.method!r}")
-    if self.sequence_mesh is not None:
-      if not isinstance(self.sequence_mesh, Mesh):
-        raise TypeError(f"sequence_mesh: expected a jax.sharding.Mesh, got "
-                        f"{type(self.sequence_mesh).__name__}")
-      if self.sequence_axis not in self.sequence_mesh.axis_names:
-        raise ValueError(f"sequence_axis: expected one of the mesh's axes "
-                         f"{self.sequence_mesh.axis_names}, got {self.sequence_axis!r}")
-
-  @abc.abstractmethod
-  def coefficients(self, params, x) -> tuple:
-    """``(a, b)`` of ``h' = a ⊙ h + b`` for inputs ``x`` of any leading shape."""
-
-  def log_coefficients(self, params, x):
-    """``(log a, log b)`` for cells solved in log space (:meth:`in_log_space`),
-    whose ``a`` and ``b`` are positive."""
-    raise NotImplementedError(f"{type(self).__name__} has no log-space form")
-
-  def in_log_space(self) -> bool:
-    """Whether sequence layers solve ``log h`` (Heinsen, 2023) instead of ``h``."""
-    return False
-
-  def readout(self, params, h, x):
-    """The output from the new state and the input: ``h`` by default."""
-    del params, x
-    return h
-
-  def state(self, carry):
-    """The carry as the one array the recurrence runs on."""
-    return carry.h
-
-  def to_carry(self, h):
-    """The inverse of :meth:`state`."""
-    return self.carry_type(h)
-
-  def input_projection(self, params, x):
-    """The identity: :meth:`coefficients` reads ``x`` itself."""
-    del params
-    return x
-
-  def recurrence(self, params, carry, x, h_mask=None):
-    if h_mask is not None:
-      raise ValueError(f"dropout: {type(self).__name__} has no recurrent product "
-                       "for recurrent dropout to act on")
-    a, b = self.coefficients(params, x)
-    h = a * self.state(carry) + b
-    new = jax.tree.map(lambda n, o: n.astype(o.dtype), self.to_carry(h), carry)
-    return new, self.readout(params, h, x).astype(output_dtype(params, x))
-
-  def splits_step(self) -> bool:
-    return False
-
-  def initial_carry(self, params, batch_shape=(), dtype=None):
-    """Zeros; ``dtype`` defaults to the params' dtype."""
-    if dtype is None:
-      self.check_params(params)
-      dtype = jax.tree.leaves(params)[0].dtype
-    return super().initial_carry(params, batch_shape, dtype)
-
-  def _size_fields(self) -> dict:
-    return {"w_i": 2}
-
-  def input_size(self, params) -> int:
-    return params.w_i.shape[0]
-
-  def hidden_size(self, params) -> int:
-    return params.w_i.shape[1] // self.num_gates
-
-  def _param_shapes(self, params) -> dict:
-    k = self.num_gates * self.hidden_size(params)
-    return {"w_i": (self.input_size(params), k), "b_i": (k,)}
-
-  def resolved_method(self) -> str:
-    return default_method() if self.method == "auto" else self.method
+  def run(self, cell, params, carry, steps, reset_to, options):
+    return run(cell, params, steps.xs, carry, steps.valid, reverse=options.reverse,
+               unroll=options.unroll, resets=steps.resets, reset_to=reset_to,
+               zone=steps.zone, zone_rate=options.zone_rate)
 
 
 def run(cell: LinearRecurrentCell, params, xs, carry, valid, *, reverse: bool,
@@ -194,14 +91,14 @@ def run(cell: LinearRecurrentCell, params, xs, carry, valid, *, reverse: bool,
       log_b = jnp.log1p(-zone_rate) + log_b
     floor = _log_floor(log_b.dtype)
     if valid is not None:
-      v = valid[..., None]
+      v = base.per_step(valid, log_a)
       log_a = jnp.where(v, log_a, jnp.zeros_like(log_a))
       log_b = jnp.where(v, log_b, jnp.full_like(log_b, floor))
     to_log = lambda c: jnp.log(jnp.maximum(cell.state(c).astype(log_b.dtype),
                                            jnp.exp(floor)))
     log_h0 = to_log(carry)
     if resets is not None:
-      r = resets[..., None]
+      r = base.per_step(resets, log_b)
       log_b = jnp.where(r, jnp.logaddexp(log_a + to_log(reset_to), log_b), log_b)
       log_a = jnp.where(r, jnp.full_like(log_a, floor), log_a)
     if cell.sequence_mesh is not None:
@@ -220,12 +117,12 @@ def run(cell: LinearRecurrentCell, params, xs, carry, valid, *, reverse: bool,
       a = zone_rate + (1 - zone_rate) * a
       b = (1 - zone_rate) * b
     if valid is not None:
-      v = valid[..., None]
+      v = base.per_step(valid, a)
       a = jnp.where(v, a, jnp.ones_like(a))
       b = jnp.where(v, b, jnp.zeros_like(b))
     h0 = cell.state(carry).astype(jnp.result_type(a, b))
     if resets is not None:
-      r = resets[..., None]
+      r = base.per_step(resets, b)
       b = jnp.where(r, a * cell.state(reset_to).astype(h0.dtype) + b, b)
       a = jnp.where(r, jnp.zeros_like(a), a)
     if cell.sequence_mesh is not None:
@@ -235,7 +132,7 @@ def run(cell: LinearRecurrentCell, params, xs, carry, valid, *, reverse: bool,
       hs = solve(a, b, h0, reverse=reverse, method=method, unroll=unroll)
   ys = cell.readout(params, hs, xs).astype(output_dtype(params, xs))
   if valid is not None:
-    ys = jnp.where(valid[..., None], ys, jnp.zeros_like(ys))
+    ys = jnp.where(base.per_step(valid, ys), ys, jnp.zeros_like(ys))
   if hs.shape[0] == 0:  # no steps: the carry as it came
     return carry, ys
   final = cell.to_carry(hs[0] if reverse else hs[-1])

@@ -25,10 +25,10 @@ from typing import Any, Mapping
 
 import jax.numpy as jnp
 
-from jaxrnn._src import base
-from jaxrnn._src import conv_lstm
-from jaxrnn._src import gru
-from jaxrnn._src import lstm
+from jaxrnn._src.cells import base
+from jaxrnn._src.cells import conv_lstm
+from jaxrnn._src.cells import gru
+from jaxrnn._src.cells import lstm
 
 _LSTM_GATES = ("i", "f", "g", "o")
 _GRU_GATES = ("r", "z", "n")

@@ -15,9 +15,9 @@ from typing import Any, NamedTuple, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxrnn._src import base
-from jaxrnn._src import initializers
-from jaxrnn._src import lstm
+from jaxrnn._src.cells import base
+from jaxrnn._src.cells import initializers
+from jaxrnn._src.cells import lstm
 
 _LAYOUTS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"),
             3: ("NDHWC", "DHWIO", "NDHWC")}
@@ -129,9 +129,6 @@ class ConvLSTMCell(base.Cell):
   def recurrence(self, params, carry, xp, h_mask=None):
     z = xp + convolve(base.drop(carry.h, h_mask), params.w_h)
     return lstm.lstm_update(carry, z)
-
-  def splits_step(self) -> bool:
-    return False  # the recurrent product is a convolution, not h @ w_h
 
   def input_size(self, params) -> int:
     return params.w_i.shape[-2]

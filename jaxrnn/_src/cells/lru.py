@@ -10,8 +10,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn._src import base
-from jaxrnn._src import linear_scan
+from jaxrnn._src.cells import base
+from jaxrnn._src.cells import linear_recurrence
 
 
 class LRUParams(NamedTuple):
@@ -52,7 +52,7 @@ class LRUState(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class LRUCell(linear_scan.LinearRecurrentCell):
+class LRUCell(linear_recurrence.LinearRecurrentCell):
   r"""Linear recurrent unit (Orvieto et al., 2023): a diagonal complex linear
   recurrence with a stable exponential parametrisation.
 
@@ -75,7 +75,7 @@ class LRUCell(linear_scan.LinearRecurrentCell):
     r_min, r_max: the ring of ``|λ|`` at initialisation (``init`` only).
     max_phase: the largest phase at initialisation (``init`` only).
     method: ``"auto"``, ``"associative"`` or ``"sequential"``; see
-      :mod:`jaxrnn._src.linear_scan`.
+      :mod:`jaxrnn._src.engines.linear`.
   """
 
   r_min: float = 0.0
@@ -140,14 +140,18 @@ class LRUCell(linear_scan.LinearRecurrentCell):
                                    jnp.exp(params.theta_log)))
 
   def state(self, carry):
-    acc = linear_scan.accumulator(carry.re.dtype)  # no complex bfloat16
+    acc = linear_recurrence.accumulator(carry.re.dtype)  # no complex bfloat16
     return jax.lax.complex(carry.re.astype(acc), carry.im.astype(acc))
 
   def to_carry(self, h):
     return LRUState(h.real, h.imag)
 
+  def zoneout_groups(self) -> tuple:
+    """``re`` and ``im`` together: zoneout holds a complex unit whole."""
+    return (("re", "im"),)
+
   def coefficients(self, params, x):
-    acc = linear_scan.accumulator(x.dtype, params.b_re.dtype)
+    acc = linear_recurrence.accumulator(x.dtype, params.b_re.dtype)
     x = x.astype(acc)
     p = jax.tree.map(lambda a: a.astype(acc), params)
     gamma = jnp.exp(p.gamma_log)
@@ -156,6 +160,6 @@ class LRUCell(linear_scan.LinearRecurrentCell):
     return jnp.broadcast_to(lam, bu.shape), bu
 
   def readout(self, params, h, x):
-    acc = linear_scan.accumulator(x.dtype, params.c_re.dtype)
+    acc = linear_recurrence.accumulator(x.dtype, params.c_re.dtype)
     p = jax.tree.map(lambda a: a.astype(acc), params)
     return h.real @ p.c_re - h.imag @ p.c_im + p.d * x.astype(acc)

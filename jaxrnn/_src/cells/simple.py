@@ -8,8 +8,8 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from jaxrnn._src import base
-from jaxrnn._src import initializers
+from jaxrnn._src.cells import base
+from jaxrnn._src.cells import initializers
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 
@@ -47,6 +47,8 @@ class SimpleRNNCell(base.Cell):
   activation: str = "tanh"
 
   params_type = SimpleRNNParams
+  form = "split"
+  native_kernel = "rnn"
   carry_type = base.RNNState
   num_gates = 1
 
@@ -60,6 +62,9 @@ class SimpleRNNCell(base.Cell):
     """Params; see :mod:`jaxrnn` initialisers (``"default"`` or ``"pytorch"``)."""
     return SimpleRNNParams(*initializers.fused_weights(
         key, input_size, hidden_size, 1, dtype=dtype, initializer=initializer))
+
+  def native_variant(self):
+    return None if self.native_kernel is None else f"{self.native_kernel}_{self.activation}"
 
   def pointwise(self, params, carry, z):
     h = _ACTIVATIONS[self.activation](z)

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from jaxrnn._src import base
+from jaxrnn._src.cells import base
 
 
 class FusedWeights(NamedTuple):

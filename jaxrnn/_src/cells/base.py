@@ -13,12 +13,27 @@ matmul out of the time loop (one large matmul for all steps)::
     cell(params, carry, x) == cell.recurrence(params, carry,
                                               cell.input_projection(params, x))
 
-Most cells split the recurrence again, into the recurrent matmul and an
-elementwise rest, so that the XLA engine's backward (:mod:`jaxrnn._src.fused`)
-can take every weight gradient as one matmul after the time loop::
+Cells *declare* what their step is, and the engines read the declaration
+(:mod:`jaxrnn._src.engines.protocol`), never the presence of a method:
 
-    cell.recurrence(params, carry, xp) == cell.pointwise(
-        params, carry, cell.preactivation(params, xp, carry.h @ params.w_h))
+- ``form = "split"``: the recurrence is the recurrent matmul and an
+  elementwise rest, so that the XLA engine's backward
+  (:mod:`jaxrnn._src.engines.fused`) can take every weight gradient as one
+  matmul after the time loop::
+
+      cell.recurrence(params, carry, xp) == cell.pointwise(
+          params, carry, cell.preactivation(params, xp, carry.h @ params.w_h))
+
+- ``form = "linear"``: a recurrence linear in the state
+  (:mod:`jaxrnn._src.cells.linear_recurrence`);
+- ``form = "opaque"`` (the default): only the step itself is known.
+
+``native_kernel`` names the C++ kernel that computes the whole layer, or is
+``None``. A fast path skips some of a cell's methods (the native kernel skips
+them all; the fused engine skips ``recurrence``). A subclass that overrides
+one of the methods a declared path skips, without declaring again, loses that
+path when the class is created (:meth:`Cell.__init_subclass__`): a user's
+cell is never run by code that ignores its override.
 """
 
 from __future__ import annotations
@@ -124,6 +139,18 @@ def check_sizes(input_size: int, hidden_size: int) -> None:
       raise ValueError(f"{name}: expected a positive int, got {value!r}")
 
 
+# What each declared fast path does not call: a subclass that overrides one of
+# these loses the path (Cell.__init_subclass__). The fused engine calls
+# input_weights, preactivation and pointwise; the linear engine coefficients,
+# log_coefficients, readout, state and to_carry; the native kernel none.
+BYPASSED = {
+    "split": ("__call__", "input_projection", "recurrence"),
+    "linear": ("__call__", "input_projection", "recurrence"),
+    "native_kernel": ("__call__", "input_projection", "input_weights", "recurrence",
+                      "preactivation", "pointwise", "carry_sizes", "initial_carry"),
+}
+
+
 class Cell(abc.ABC):
   """Base class of every recurrent cell.
 
@@ -141,10 +168,28 @@ class Cell(abc.ABC):
   params_type: ClassVar[type]
   carry_type: ClassVar[type]
   num_gates: ClassVar[int]
+  form: ClassVar[str] = "opaque"
+  native_kernel: ClassVar[Optional[str]] = None
 
   def __init_subclass__(cls, **kwargs):
-    """Every cell's ``init`` checks its PRNG key before any work."""
+    """Declarations checked against overrides; ``init`` checks its key.
+
+    A declaration (``form``, ``native_kernel``) holds for the class that
+    makes it. A subclass that overrides a method the declared fast path does
+    not call (:data:`BYPASSED`) and does not declare again gets the safe
+    value: ``form = "opaque"``, ``native_kernel = None``.
+    """
     super().__init_subclass__(**kwargs)
+    for attribute, safe in (("form", "opaque"), ("native_kernel", None)):
+      if attribute in cls.__dict__:
+        continue
+      declarer = next(c for c in cls.__mro__ if attribute in c.__dict__)
+      value = declarer.__dict__[attribute]
+      if value == safe:
+        continue
+      skipped = BYPASSED[attribute if attribute == "native_kernel" else value]
+      if any(getattr(cls, m) is not getattr(declarer, m) for m in skipped):
+        setattr(cls, attribute, safe)
     init = cls.__dict__.get("init")
     if init is None or getattr(init, "__isabstractmethod__", False):
       return
@@ -181,7 +226,7 @@ class Cell(abc.ABC):
     """The part of a step that needs the carry: ``(carry, xp) -> (carry, y)``.
 
     By default the recurrent matmul followed by :meth:`pointwise`; cells whose
-    step does not split that way override this (and :meth:`splits_step`).
+    step does not split that way override this (and declare ``form``).
     ``h_mask`` (recurrent dropout) multiplies ``h`` where it enters the
     recurrent product, and nowhere else.
     """
@@ -200,7 +245,7 @@ class Cell(abc.ABC):
     ``z = preactivation(params, xp, carry.h @ params.w_h)``.
 
     It must not read ``params.w_i`` or ``params.w_h``: the fused backward
-    (:mod:`jaxrnn._src.fused`) computes their gradients as single matmuls.
+    (:mod:`jaxrnn._src.engines.fused`) computes their gradients as single matmuls.
     """
     raise NotImplementedError(f"{type(self).__name__} defines no pointwise step")
 
@@ -210,10 +255,27 @@ class Cell(abc.ABC):
     put the time axis just before them."""
     return 1
 
+  def step_form(self) -> str:
+    """This cell's declared ``form``; a cell whose form depends on an option
+    (the GRU's ``reset_after``) says so here."""
+    return self.form
+
+  def native_variant(self) -> Optional[str]:
+    """The native kernel for this cell with its options (the declared
+    ``native_kernel``, refined by an option such as an activation), or
+    ``None``."""
+    return self.native_kernel
+
   def splits_step(self) -> bool:
     """Whether :meth:`recurrence` is ``h W_h``, :meth:`preactivation`, then
     :meth:`pointwise`, which lets the XLA engine use its fused backward."""
-    return type(self).pointwise is not Cell.pointwise
+    return self.step_form() == "split"
+
+  def zoneout_groups(self) -> tuple:
+    """Carry fields that zoneout holds or updates together, one mask per
+    group: each field alone by default. A cell whose fields are only
+    meaningful together (the sLSTM's stabilised ``c, n, m``) groups them."""
+    return tuple((field,) for field in self.carry_type._fields)
 
   # ------------------------------------------------------------- provided
   def __call__(self, params: PyTree, carry: PyTree, x: Array):

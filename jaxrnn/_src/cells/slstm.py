@@ -9,7 +9,7 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from jaxrnn._src import base
+from jaxrnn._src.cells import base
 
 FORGET_GATES = ("sigmoid", "exp")
 
@@ -117,6 +117,12 @@ class SLSTMCell(base.Cell):
 
   def hidden_size(self, params) -> int:
     return params.w_h.shape[0] * params.w_h.shape[1]
+
+  def zoneout_groups(self) -> tuple:
+    """``c, n, m`` together: ``c`` and ``n`` are stored scaled by
+    ``exp(−m)``, so a unit that holds one of them must hold all three. ``h``
+    is its own group."""
+    return (("h",), ("c", "n", "m"))
 
   def _size_fields(self) -> dict:
     return {"w_i": 2, "w_h": 3}

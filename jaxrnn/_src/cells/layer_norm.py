@@ -23,9 +23,9 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from jaxrnn._src import base
-from jaxrnn._src import initializers
-from jaxrnn._src import lstm
+from jaxrnn._src.cells import base
+from jaxrnn._src.cells import initializers
+from jaxrnn._src.cells import lstm
 
 
 def normalize(z: jax.Array, gain: jax.Array, epsilon: float,
@@ -95,8 +95,6 @@ class _LayerNormCell(base.Cell):
     raise NotImplementedError(f"{type(self).__name__}: the input projection is "
                               "not affine (it is normalised)")
 
-  def splits_step(self) -> bool:
-    return False
 
   def _fused(self, key, input_size, hidden_size, dtype, initializer):
     return initializers.fused_weights(key, input_size, hidden_size, self.num_gates,

@@ -14,10 +14,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxrnn._src import base
-from jaxrnn._src import dropout as dropout_lib
-from jaxrnn._src import layers
-from jaxrnn._src import scan as scan_lib
+from jaxrnn._src.cells import base
+from jaxrnn._src.layers import dropout as dropout_lib
+from jaxrnn._src.layers import composite as layers
+from jaxrnn._src.layers import scan as scan_lib
 
 PARAM_NAME = "layer"
 
@@ -116,12 +116,12 @@ class RNN(nn.Module):
 
   @nn.compact
   def __call__(self, xs, *, initial_carry=None, seq_lengths=None, mask=None,
-               resets=None, deterministic: bool = True):
+               resets=None, reset_carry=None, deterministic: bool = True):
     xs = base.as_array(xs, "xs")
     params = self.param(PARAM_NAME, lambda key: self.layer.init(
         key, xs.shape[-1], self.hidden_size, **self._kwargs()))
     common = dict(initial_carry=initial_carry, seq_lengths=seq_lengths, mask=mask,
-                  resets=resets,
+                  resets=resets, reset_carry=reset_carry,
                   time_major=self.time_major, unroll=self.unroll, remat=self.remat,
                   impl=self.impl)
     check_dropout(self.layer, self.dropout)

@@ -10,8 +10,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn._src import base
-from jaxrnn._src import linear_scan
+from jaxrnn._src.cells import base
+from jaxrnn._src.cells import linear_recurrence
 
 
 class RGLRUParams(NamedTuple):
@@ -44,7 +44,7 @@ def _sqrt_jvp(max_gradient, primals, tangents):
 
 
 @dataclasses.dataclass(frozen=True)
-class RGLRUCell(linear_scan.LinearRecurrentCell):
+class RGLRUCell(linear_recurrence.LinearRecurrentCell):
   r"""Real-gated linear recurrent unit (RG-LRU; De et al., 2024).
 
   .. math::
@@ -66,7 +66,7 @@ class RGLRUCell(linear_scan.LinearRecurrentCell):
     c: the gate's temperature (static).
     min_rad, max_rad: the ring of the base decay at initialisation.
     method: ``"auto"``, ``"associative"`` or ``"sequential"``; see
-      :mod:`jaxrnn._src.linear_scan`.
+      :mod:`jaxrnn._src.engines.linear`.
   """
 
   c: float = 8.0
@@ -114,7 +114,7 @@ class RGLRUCell(linear_scan.LinearRecurrentCell):
     return jnp.exp(-jax.nn.softplus(params.a_param))
 
   def coefficients(self, params, x):
-    acc = linear_scan.accumulator(x.dtype, params.w_i.dtype)
+    acc = linear_recurrence.accumulator(x.dtype, params.w_i.dtype)
     x = x.astype(acc)
     z = x @ params.w_i.astype(acc) + params.b_i.astype(acc)
     r, i = jnp.split(jax.nn.sigmoid(z), 2, axis=-1)

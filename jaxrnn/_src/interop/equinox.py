@@ -16,9 +16,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxrnn._src import base
-from jaxrnn._src import gru
-from jaxrnn._src import lstm
+from jaxrnn._src.cells import base
+from jaxrnn._src.cells import gru
+from jaxrnn._src.cells import lstm
 
 
 def _unsupported(what) -> ValueError:

@@ -16,8 +16,8 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from jaxrnn._src import base
-from jaxrnn._src import initializers
+from jaxrnn._src.cells import base
+from jaxrnn._src.cells import initializers
 
 sigmoid = base.sigmoid
 
@@ -112,6 +112,8 @@ class LSTMCell(base.Cell):
   """
 
   params_type = LSTMParams
+  form = "split"
+  native_kernel = "lstm"
   carry_type = base.LSTMState
   num_gates = 4
 
@@ -226,6 +228,8 @@ class PeepholeLSTMCell(base.Cell):
   """
 
   params_type = PeepholeLSTMParams
+  form = "split"
+  native_kernel = "peephole"
   carry_type = base.LSTMState
   num_gates = 4
 
@@ -272,6 +276,8 @@ class CIFGLSTMCell(base.Cell):
   """
 
   params_type = CIFGParams
+  form = "split"
+  native_kernel = "cifg"
   carry_type = base.LSTMState
   num_gates = 3
 

@@ -10,7 +10,8 @@ DropConnect, one set of masks drawn per call.
   rest of the step (a GRU's ``z ⊙ h``) sees ``h`` itself.
 - ``zoneout`` (Krueger et al., 2017, "Zoneout: Regularizing RNNs by Randomly
   Preserving Hidden Activations"): each unit of each carry field keeps its
-  previous value with probability ``p``, drawn anew at every step; at
+  previous value with probability ``p``, drawn anew at every step (one draw
+  for the fields a cell groups, :meth:`Cell.zoneout_groups`); at
   evaluation the step gives the expectation ``p·old + (1 − p)·new``. Where a
   cell's output is its hidden state, the output is the zoned-out ``h``.
 - ``weight`` (DropConnect on the recurrent weights; Wan et al., 2013, as in
@@ -30,8 +31,8 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
-from jaxrnn._src import base
-from jaxrnn._src import linear_scan
+from jaxrnn._src.cells import base
+from jaxrnn._src.cells import linear_recurrence
 
 RATES = ("input", "output", "recurrent", "zoneout", "weight")
 
@@ -101,7 +102,7 @@ def check(dropout: Optional[RecurrentDropout], key, deterministic: bool,
   if dropout.active() and not deterministic:
     check_key(key, "dropout")
   for cell in cells:
-    if dropout.recurrent > 0 and isinstance(cell, linear_scan.LinearRecurrentCell):
+    if dropout.recurrent > 0 and isinstance(cell, linear_recurrence.LinearRecurrentCell):
       raise ValueError(f"dropout.recurrent: {type(cell).__name__} has no "
                        "recurrent product for recurrent dropout to act on; use "
                        "zoneout, input or output dropout")
@@ -145,19 +146,14 @@ def draw(dropout: Optional[RecurrentDropout], key, deterministic: bool, cell,
            if dropout.weight else None),
       zone_rate=dropout.zoneout)
   if dropout.zoneout:
-    leaves, tree = jax.tree.flatten(carry)
-    keys = jax.random.split(k_z, len(leaves))
-    zone = [jax.random.bernoulli(k, dropout.zoneout, (xs.shape[0],) + leaf.shape)
-            for k, leaf in zip(keys, leaves)]
-    masks = masks._replace(zone=jax.tree.unflatten(tree, zone))
+    # One mask per group of fields the cell says move together.
+    groups = cell.zoneout_groups()
+    keys = jax.random.split(k_z, len(groups))
+    zone = {}
+    for k, group in zip(keys, groups):
+      shape = (xs.shape[0],) + getattr(carry, group[0]).shape
+      mask = jax.random.bernoulli(k, dropout.zoneout, shape)
+      zone.update({field: mask for field in group})
+    masks = masks._replace(zone=type(carry)(**zone))
   return masks
 
-
-def zone_out(new, old, zone_t, rate: float):
-  """The zoneout of one step: ``old`` where ``zone_t`` (training), or the
-  expectation ``rate·old + (1 − rate)·new`` (evaluation, ``zone_t=None``)."""
-  if not rate:
-    return new
-  if zone_t is None:
-    return jax.tree.map(lambda n, o: (rate * o + (1 - rate) * n).astype(o.dtype), new, old)
-  return jax.tree.map(lambda n, o, z: jnp.where(z, o, n).astype(o.dtype), new, old, zone_t)

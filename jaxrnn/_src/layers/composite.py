@@ -15,9 +15,9 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple, Union
 import jax
 import jax.numpy as jnp
 
-from jaxrnn._src import base
-from jaxrnn._src import dropout as dropout_lib
-from jaxrnn._src import scan as scan_lib
+from jaxrnn._src.cells import base
+from jaxrnn._src.layers import dropout as dropout_lib
+from jaxrnn._src.layers import scan as scan_lib
 
 _MERGES = {
     "concat": lambda y_fwd, y_bwd: jnp.concatenate([y_fwd, y_bwd], axis=-1),
@@ -100,12 +100,14 @@ class Bidirectional:
                seq_lengths: Optional[jax.Array] = None,
                mask: Optional[jax.Array] = None,
                resets: Optional[jax.Array] = None,
+               reset_carry: Optional[tuple] = None,
                time_major: bool = False, unroll: int = 1, remat: bool = False,
                impl: Optional[str] = None, dropout=None,
                key: Optional[jax.Array] = None, deterministic: bool = False):
     """Runs both directions (jit-compiled); arguments as :func:`jaxrnn.scan`
-    (with ``resets``, each segment is run forward and backward on its own;
-    with ``dropout``, each direction draws its own masks).
+    (with ``resets``, each segment is run forward and backward on its own,
+    from ``reset_carry``, a pair ``(forward, backward)`` or ``None`` for
+    zeros; with ``dropout``, each direction draws its own masks).
 
     Returns:
       ``((forward_carry, backward_carry), ys)``: the forward carry after each
@@ -120,11 +122,13 @@ class Bidirectional:
     self.check_inputs(params, xs, initial_carry, batch_shape)
     scan_lib.check_lengths_and_mask(seq_lengths, mask, batch_shape, T,
                                     time_major, resets)
+    reset_carry = self.check_reset_carry(params, reset_carry, batch_shape, xs, resets)
     dropout_lib.check(dropout, key, deterministic, (self.forward, self.backward))
     regularise = dropout is not None and dropout.active()
     with scan_lib.explain_forward_mode():
       return _bidirectional(self, params, xs, initial_carry, seq_lengths, mask,
-                            resets, key if regularise and not deterministic else None,
+                            resets, reset_carry,
+                            key if regularise and not deterministic else None,
                             time_major=time_major, unroll=unroll,
                             remat=bool(remat), impl=impl,
                             dropout=dropout if regularise else None,
@@ -146,24 +150,43 @@ class Bidirectional:
           params_name=f"{params_name}.{direction}",
           carry_name=f"{carry_name}[{i}]", xs_name=xs_name)
 
+  def check_reset_carry(self, params, reset_carry, batch_shape, xs, resets,
+                        name="reset_carry"):
+    """``reset_carry`` as a pair (or ``None``), checked per direction."""
+    if reset_carry is None:
+      return None
+    if type(reset_carry) not in (tuple, list) or len(reset_carry) != 2:
+      raise TypeError(f"{name}: expected a pair (forward_carry, backward_carry), "
+                      f"got {type(reset_carry).__name__}")
+    reset_carry = tuple(base.as_carry(c, f"{name}[{i}]") for i, c in enumerate(reset_carry))
+    for i, (direction, cell) in enumerate((("forward", self.forward),
+                                           ("backward", self.backward))):
+      scan_lib.check_reset_carry(cell, getattr(params, direction), reset_carry[i],
+                                 batch_shape, xs, resets, f"{name}[{i}]")
+    return reset_carry
+
   def _check_params(self, params, name):
     if not isinstance(params, BidirectionalParams):
       raise TypeError(f"{name}: Bidirectional expects BidirectionalParams, got "
                       f"{type(params).__name__}")
 
   def run(self, params, xs, carry, valid, *, unroll, remat=False, impl="auto",
-          resets=None, dropout=None, key=None, deterministic=True):
+          resets=None, reset_carry=None, dropout=None, key=None,
+          deterministic=True):
     """Time-major core, no checks: ``((carry_fwd, carry_bwd), ys)``."""
     carry_fwd, carry_bwd = (None, None) if carry is None else carry
+    reset_fwd, reset_bwd = (None, None) if reset_carry is None else reset_carry
     keys = (None, None) if key is None else tuple(jax.random.split(key))
     common = dict(unroll=unroll, remat=remat, impl=impl, resets=resets,
                   dropout=dropout, deterministic=deterministic)
     carry_fwd, y_fwd = scan_lib.run_cell(self.forward, params.forward, xs,
                                          carry_fwd, valid, reverse=False,
-                                         key=keys[0], **common)
+                                         key=keys[0], reset_carry=reset_fwd,
+                                         **common)
     carry_bwd, y_bwd = scan_lib.run_cell(self.backward, params.backward, xs,
                                          carry_bwd, valid, reverse=True,
-                                         key=keys[1], **common)
+                                         key=keys[1], reset_carry=reset_bwd,
+                                         **common)
     merge = _MERGES.get(self.merge, self.merge)
     return (carry_fwd, carry_bwd), merge(y_fwd, y_bwd)
 
@@ -172,13 +195,15 @@ class Bidirectional:
                                              "remat", "impl", "dropout",
                                              "deterministic"))
 def _bidirectional(layer, params, xs, initial_carry, seq_lengths, mask, resets,
-                   key, *, time_major, unroll, remat, impl, dropout, deterministic):
+                   reset_carry, key, *, time_major, unroll, remat, impl, dropout,
+                   deterministic):
   xs = scan_lib.to_time_major(xs, time_major, layer.feature_axes())
   valid = scan_lib.valid_steps(seq_lengths, mask, xs.shape[0], time_major)
   carry, ys = layer.run(params, xs, initial_carry, valid, unroll=unroll,
                         remat=remat, impl=impl,
                         resets=scan_lib.to_time_major_flags(resets, time_major),
-                        dropout=dropout, key=key, deterministic=deterministic)
+                        reset_carry=reset_carry, dropout=dropout, key=key,
+                        deterministic=deterministic)
   return carry, scan_lib.from_time_major(ys, time_major, layer.feature_axes())
 
 
@@ -259,11 +284,13 @@ class Stacked:
                seq_lengths: Optional[jax.Array] = None,
                mask: Optional[jax.Array] = None,
                resets: Optional[jax.Array] = None,
+               reset_carry: Optional[tuple] = None,
                time_major: bool = False, unroll: int = 1, remat: bool = False,
                key: Optional[jax.Array] = None, deterministic: bool = False,
                impl: Optional[str] = None):
     """Runs all layers (jit-compiled); arguments as :func:`jaxrnn.scan`
-    (``resets`` reset every layer).
+    (``resets`` reset every layer, to ``reset_carry``: one carry per layer,
+    or ``None`` for zeros).
 
     Args:
       key: PRNG key for dropout; required when ``dropout_rate > 0`` or
@@ -284,6 +311,11 @@ class Stacked:
     if not isinstance(carries, (tuple, list)) or len(carries) != len(self.layers):
       raise TypeError(f"initial_carry: expected a tuple of {len(self.layers)} "
                       f"carries (one per layer), got {type(initial_carry).__name__}")
+    resets_to = (None,) * len(self.layers) if reset_carry is None else reset_carry
+    if not isinstance(resets_to, (tuple, list)) or len(resets_to) != len(self.layers):
+      raise TypeError(f"reset_carry: expected a tuple of {len(self.layers)} "
+                      f"carries (one per layer), got {type(reset_carry).__name__}")
+    checked = []
     x = xs
     for i, (layer, p) in enumerate(zip(self.layers, params)):
       names = dict(params_name=f"params[{i}]", carry_name=f"initial_carry[{i}]",
@@ -291,8 +323,13 @@ class Stacked:
                    f"layer {i - 1})")
       if isinstance(layer, Bidirectional):
         layer.check_inputs(p, x, carries[i], batch_shape, **names)
+        checked.append(layer.check_reset_carry(p, resets_to[i], batch_shape, x,
+                                               resets, f"reset_carry[{i}]"))
       else:
         scan_lib.check_cell_inputs(layer, p, x, carries[i], batch_shape, **names)
+        checked.append(base.as_carry(resets_to[i], f"reset_carry[{i}]"))
+        scan_lib.check_reset_carry(layer, p, checked[-1], batch_shape, x, resets,
+                                   f"reset_carry[{i}]")
       x = jax.ShapeDtypeStruct(x.shape[:-1] + (layer.output_size(p),), x.dtype)
     scan_lib.check_lengths_and_mask(seq_lengths, mask, batch_shape, T,
                                     time_major, resets)
@@ -304,6 +341,7 @@ class Stacked:
                             f"and recurrent_dropout={self.recurrent_dropout}")
     with scan_lib.explain_forward_mode():
       return _stacked(self, params, xs, initial_carry, seq_lengths, mask, resets,
+                      None if reset_carry is None else tuple(checked),
                       key if dropout else None, time_major=time_major,
                       unroll=unroll, remat=bool(remat), impl=impl,
                       deterministic=bool(deterministic))
@@ -318,20 +356,23 @@ class Stacked:
 
 @functools.partial(jax.jit, static_argnames=("stack", "time_major", "unroll",
                                              "remat", "impl", "deterministic"))
-def _stacked(stack, params, xs, initial_carry, seq_lengths, mask, resets, key, *,
-             time_major, unroll, remat, impl, deterministic):
+def _stacked(stack, params, xs, initial_carry, seq_lengths, mask, resets,
+             reset_carry, key, *, time_major, unroll, remat, impl, deterministic):
   xs = scan_lib.to_time_major(xs, time_major, stack.feature_axes())
   valid = scan_lib.valid_steps(seq_lengths, mask, xs.shape[0], time_major)
   resets = scan_lib.to_time_major_flags(resets, time_major)
   carries = (None,) * len(stack.layers) if initial_carry is None else initial_carry
+  resets_to = (None,) * len(stack.layers) if reset_carry is None else reset_carry
   finals = []
   last = len(stack.layers) - 1
   regularise = stack.recurrent_dropout is not None and stack.recurrent_dropout.active()
-  for i, (layer, p, carry) in enumerate(zip(stack.layers, params, carries)):
+  for i, (layer, p, carry, reset_to) in enumerate(
+      zip(stack.layers, params, carries, resets_to)):
     k_layer = None
     if key is not None and regularise:
       key, k_layer = jax.random.split(key)
     common = dict(unroll=unroll, remat=remat, impl=impl, resets=resets,
+                  reset_carry=reset_to,
                   dropout=stack.recurrent_dropout if regularise else None,
                   key=k_layer, deterministic=deterministic)
     if isinstance(layer, Bidirectional):

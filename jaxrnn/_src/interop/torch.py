@@ -19,11 +19,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn._src import base
-from jaxrnn._src import gru
-from jaxrnn._src import layers
-from jaxrnn._src import lstm
-from jaxrnn._src import simple
+from jaxrnn._src.cells import base
+from jaxrnn._src.cells import gru
+from jaxrnn._src.layers import composite as layers
+from jaxrnn._src.cells import lstm
+from jaxrnn._src.cells import simple
 
 MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
@@ -191,7 +191,7 @@ class TorchRNN:
   # ------------------------------------------------------------------ call
   def __call__(self, params: tuple, input: jax.Array, hx: Any = None, *,
                seq_lengths: Optional[jax.Array] = None,
-               resets: Optional[jax.Array] = None,
+               resets: Optional[jax.Array] = None, reset_hx: Any = None,
                key: Optional[jax.Array] = None, impl: Optional[str] = None):
     """``(input, hx) -> (output, h_n)`` (LSTM: ``(output, (h_n, c_n))``).
 
@@ -205,9 +205,11 @@ class TorchRNN:
         ``pack_padded_sequence``: outputs past each length are zero and the
         final states are taken at each sequence's last valid step.
       resets: boolean, ``(L, N)`` (``(N, L)`` if ``batch_first``, ``(L,)``
-        unbatched): true at ``t`` sets the state back to ``hx`` (zeros if
-        ``None``) before step ``t``, in every layer; the reverse direction
-        runs each segment from its own end (see :func:`jaxrnn.scan`).
+        unbatched): true at ``t`` sets the state to ``reset_hx`` (zeros if
+        ``None``; not ``hx``, the state the call starts from) before step
+        ``t``, in every layer; the reverse direction runs each segment from
+        its own end (see :func:`jaxrnn.scan`).
+      reset_hx: the state a segment begins from, laid out as ``hx``.
       key: PRNG key for dropout between layers (torch's training mode);
         ``None`` means no dropout (evaluation mode).
       impl: the engine, as in :func:`jaxrnn.scan`.
@@ -222,9 +224,16 @@ class TorchRNN:
     batch_shape = () if unbatched else (
         input.shape[0] if self.batch_first else input.shape[1],)
     carries = None if hx is None else self._carries_from_hx(params, hx, batch_shape)
+    if isinstance(reset_hx, tuple):
+      reset_hx = tuple(base.as_array(v, f"reset_hx[{i}]") for i, v in enumerate(reset_hx))
+    else:
+      reset_hx = base.as_array(reset_hx, "reset_hx")
+    reset_carries = (None if reset_hx is None
+                     else self._carries_from_hx(params, reset_hx, batch_shape))
     finals, output = self.stacked(
         params, input, initial_carry=carries, seq_lengths=seq_lengths,
-        resets=resets, time_major=time_major, key=key, deterministic=key is None, impl=impl)
+        resets=resets, reset_carry=reset_carries, time_major=time_major, key=key,
+        deterministic=key is None, impl=impl)
     per_direction = [c for layer in finals
                      for c in (layer if self.bidirectional else (layer,))]
     h_n = jnp.stack([c.h for c in per_direction])

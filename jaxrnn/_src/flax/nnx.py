@@ -15,11 +15,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxrnn._src import base
-from jaxrnn._src import dropout as dropout_lib
-from jaxrnn._src import flax_linen
-from jaxrnn._src import layers
-from jaxrnn._src import scan as scan_lib
+from jaxrnn._src.cells import base
+from jaxrnn._src.layers import dropout as dropout_lib
+from jaxrnn._src.flax import linen as flax_linen
+from jaxrnn._src.layers import composite as layers
+from jaxrnn._src.layers import scan as scan_lib
 
 
 class Cell(nnx.Module):
@@ -79,11 +79,11 @@ class RNN(nnx.Module):
     self.deterministic = False
 
   def __call__(self, xs, *, initial_carry=None, seq_lengths=None, mask=None,
-               resets=None):
+               resets=None, reset_carry=None):
     xs = base.as_array(xs, "xs")
     params = to_functional(self)
     common = dict(initial_carry=initial_carry, seq_lengths=seq_lengths, mask=mask,
-                  resets=resets,
+                  resets=resets, reset_carry=reset_carry,
                   time_major=self.time_major, unroll=self.unroll, remat=self.remat,
                   impl=self.impl)
     train = not self.deterministic and flax_linen.draws_masks(self.spec, self.dropout)

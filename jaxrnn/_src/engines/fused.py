@@ -29,21 +29,39 @@ plain scan that JAX differentiates itself, forward mode included.
 from __future__ import annotations
 
 import functools
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
 
-from jaxrnn._src import base
+from jaxrnn._src.cells import base
+from jaxrnn._src.engines import protocol
+from jaxrnn._src.engines import steps as steps_lib
 
 
-def run(cell: base.Cell, params, xs, carry, valid, *, reverse: bool,
-        unroll: int, hoist: bool, resets=None, reset_to=None, h_mask=None):
-  """``(final_carry, ys)`` of ``cell`` over time-major ``xs``; as
-  :func:`jaxrnn._src.scan.run_cell`, for cells with ``cell.splits_step()``.
-  ``resets`` (in the scan's order) set the carry to ``reset_to`` before a
-  step; ``h_mask`` (recurrent dropout) multiplies ``h`` in ``h W_h``."""
-  return _layer(cell, reverse, unroll, hoist, params, xs, carry, valid, resets,
-                reset_to if resets is not None else None, h_mask)
+class Fused(protocol.Engine):
+  """The ``"xla"`` engine: cells declared ``form = "split"``."""
+
+  name = "xla"
+  impls = ("auto", "xla")
+
+  def supports(self, cell, spec) -> Optional[str]:
+    if cell.step_form() != "split":
+      return (f"{type(cell).__name__} does not split its step into a matmul and "
+              f"an elementwise part (form {cell.step_form()!r})")
+    if spec.zoneout:
+      return "the fused backward has no zoneout"
+    return None
+
+  def describe(self, cell, spec) -> str:
+    if spec.impl == "xla":
+      return "impl='xla' was asked for"
+    return f"the fused XLA engine runs {type(cell).__name__}"
+
+  def run(self, cell, params, carry, steps, reset_to, options):
+    return _layer(cell, options.reverse, options.unroll, options.hoist, params,
+                  steps.xs, carry, steps.valid, steps.resets,
+                  reset_to if steps.resets is not None else None, options.h_mask)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
@@ -55,30 +73,28 @@ def _layer(cell, reverse, unroll, hoist, params, xs, carry, valid, resets,
 
 def _forward(cell, reverse, unroll, hoist, params, xs, carry, valid, resets,
              reset_to, h_mask, *, save):
+  """The step rules (:mod:`.steps`) around ``preactivation`` and
+  ``pointwise``; with ``save``, each step's carry (after a reset) and ``z``
+  are kept for the backward."""
   w_i, b = cell.input_weights(params)
   project = lambda x: base.add_biases(x @ w_i, b)
 
-  def step(c, inputs):
-    x_t, v, r = inputs
-    if r is not None:
-      c = base.where_carry(r, reset_to, c)
+  def step(c, x_t):
     z = cell.preactivation(params, x_t if hoist else project(x_t),
                            base.drop(c.h, h_mask) @ params.w_h)
-    new_c, y = cell.pointwise(params, c, z)
-    new_c = jax.tree.map(lambda n, o: n.astype(o.dtype), new_c, c)
-    if v is not None:
-      v = v[..., None]
-      new_c = jax.tree.map(lambda n, o: jnp.where(v, n, o), new_c, c)
-      y = jnp.where(v, y, jnp.zeros_like(y))
-    return new_c, ((c, z, y) if save else y)
+    new, y = cell.pointwise(params, c, z)
+    return new, y, ((c, z) if save else None)
 
-  return jax.lax.scan(step, carry, (project(xs) if hoist else xs, valid, resets),
-                      reverse=reverse, unroll=unroll)
+  options = protocol.Options(reverse=reverse, unroll=unroll)
+  final, (ys, saved) = steps_lib.scan_steps(
+      step, carry, protocol.Steps(project(xs) if hoist else xs, valid, resets),
+      reset_to, options)
+  return (final, ys) if not save else (final, ys, saved)
 
 
 def _layer_fwd(cell, reverse, unroll, hoist, params, xs, carry, valid, resets,
                reset_to, h_mask):
-  final, (carries, zs, ys) = _forward(cell, reverse, unroll, hoist, params, xs,
+  final, ys, (carries, zs) = _forward(cell, reverse, unroll, hoist, params, xs,
                                       carry, valid, resets, reset_to, h_mask,
                                       save=True)
   return (final, ys), (params, xs, carry, valid, resets, reset_to, h_mask,
@@ -111,10 +127,10 @@ def _layer_bwd(cell, reverse, unroll, hoist, res, cts):
     out, vjp = jax.vjp(lambda p, c, z: cell.pointwise(with_weights(p), c, z),
                        small, c, z)
     dc_in = dc
-    if v is not None:
-      v = v[..., None]
-      dy = jnp.where(v, dy, jnp.zeros_like(dy))
-      dc_in = jax.tree.map(lambda d: jnp.where(v, d, jnp.zeros_like(d)), dc)
+    if v is not None:  # rule 5 transposed: an invalid step passes dc through
+      dy = jnp.where(base.per_step(v, dy), dy, jnp.zeros_like(dy))
+      dc_in = jax.tree.map(
+          lambda d: jnp.where(base.per_step(v, d), d, jnp.zeros_like(d)), dc)
     # the forward cast the new carry to the carry's dtype: undo for the vjp
     dp_t, dc_prev, dz = vjp(jax.tree.map(lambda d, o: d.astype(o.dtype),
                                          (dc_in, dy), out))
@@ -122,7 +138,7 @@ def _layer_bwd(cell, reverse, unroll, hoist, res, cts):
     dh = base.drop(dhw @ w_h_t, h_mask)
     dc_prev = dc_prev._replace(h=dc_prev.h + dh.astype(dc_prev.h.dtype))
     if v is not None:
-      dc_prev = jax.tree.map(lambda n, o: jnp.where(v, n, o), dc_prev, dc)
+      dc_prev = base.where_carry(v, dc_prev, dc)
     dc_prev = jax.tree.map(lambda d, c: d.astype(c.dtype), dc_prev, c)
     if r is not None:  # a reset step's carry came from reset_to
       zero = jax.tree.map(jnp.zeros_like, dc_prev)

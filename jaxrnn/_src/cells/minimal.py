@@ -1,7 +1,7 @@
 """The minimal RNNs of Feng et al. (2024), "Were RNNs All We Needed?":
 minGRU and minLSTM, whose gates see only the input.
 
-Both are linear recurrences (:mod:`jaxrnn._src.linear_scan`): a sequence
+Both are linear recurrences (:mod:`jaxrnn._src.engines.linear`): a sequence
 layer computes every step's gates at once and solves ``h_t = a_t ⊙ h_{t-1} +
 b_t`` sequentially or with a parallel scan.
 
@@ -25,8 +25,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn._src import base
-from jaxrnn._src import linear_scan
+from jaxrnn._src.cells import base
+from jaxrnn._src.cells import linear_recurrence
 
 
 class MinGRUParams(NamedTuple):
@@ -84,12 +84,12 @@ class _LogSpace:
 
 
 def _projection(params, x):
-  acc = linear_scan.accumulator(x.dtype, params.w_i.dtype)
+  acc = linear_recurrence.accumulator(x.dtype, params.w_i.dtype)
   return x.astype(acc) @ params.w_i.astype(acc) + params.b_i.astype(acc)
 
 
 @dataclasses.dataclass(frozen=True)
-class MinGRUCell(_LogSpace, linear_scan.LinearRecurrentCell):
+class MinGRUCell(_LogSpace, linear_recurrence.LinearRecurrentCell):
   r"""minGRU (Feng et al., 2024): a GRU whose gate and candidate see only
   ``x``.
 
@@ -104,7 +104,7 @@ class MinGRUCell(_LogSpace, linear_scan.LinearRecurrentCell):
   Attributes:
     log_space: the paper's log-space form (see the module).
     method: ``"auto"``, ``"associative"`` or ``"sequential"``; see
-      :mod:`jaxrnn._src.linear_scan`.
+      :mod:`jaxrnn._src.engines.linear`.
   """
 
   log_space: bool = False
@@ -130,7 +130,7 @@ class MinGRUCell(_LogSpace, linear_scan.LinearRecurrentCell):
 
 
 @dataclasses.dataclass(frozen=True)
-class MinLSTMCell(_LogSpace, linear_scan.LinearRecurrentCell):
+class MinLSTMCell(_LogSpace, linear_recurrence.LinearRecurrentCell):
   r"""minLSTM (Feng et al., 2024): an LSTM without output gate or cell
   nonlinearity, whose forget and input gates see only ``x`` and are
   normalised to sum to one.
@@ -151,7 +151,7 @@ class MinLSTMCell(_LogSpace, linear_scan.LinearRecurrentCell):
   Attributes:
     log_space: the paper's log-space form (see the module).
     method: ``"auto"``, ``"associative"`` or ``"sequential"``; see
-      :mod:`jaxrnn._src.linear_scan`.
+      :mod:`jaxrnn._src.engines.linear`.
   """
 
   log_space: bool = False

@@ -1,0 +1,1 @@
+"""jaxrnn's implementation; the public names are re-exported by ``jaxrnn``."""

@@ -1,0 +1,1 @@
+"""The cells: one family per module, all on the interface of :mod:`.base`."""

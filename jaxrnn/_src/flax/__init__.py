@@ -1,0 +1,1 @@
+"""Flax modules over the functional layers: linen and nnx."""

@@ -1,0 +1,1 @@
+"""Weights and carries to and from PyTorch, Flax and Equinox."""

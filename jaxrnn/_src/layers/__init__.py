@@ -1,0 +1,2 @@
+"""Sequence layers: the checked front-end (:mod:`.scan`), Bidirectional and
+Stacked (:mod:`.composite`), the regularisers and the read-out."""

@@ -1,0 +1,1 @@
+"""Training with optax and orbax, on one or many processes."""
