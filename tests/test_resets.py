@@ -1,6 +1,11 @@
 """Episode resets: a sequence with resets equals its segments run separately
 (each as its own row of a batch, no resets), outputs, final carries and
-gradients, for every cell, forward and reversed, on every engine."""
+gradients, for every cell, forward and reversed, on every engine.
+
+The call starts from a stored, non-zero carry (as an RL rollout or replay
+does): the segment the scan begins in runs from it, every segment that
+begins at a reset runs from the reset target (``reset_carry``, zeros when
+not given)."""
 
 import jax
 import jax.numpy as jnp
@@ -42,9 +47,16 @@ def segments():
   return out
 
 
-def separate_runs(cell, params, xs, carry, reverse):
+def starts_from_initial(b, s, e, reverse):
+  """Whether segment ``[s, e)`` of row ``b`` runs from the call's initial
+  carry: the one the scan begins in, unless a reset opens it."""
+  return e == T if reverse else (s == 0 and not RESETS[b, 0])
+
+
+def separate_runs(cell, params, xs, carry, reset_to, reverse):
   """Each segment as its own row, padded with invalid steps, from the row's
-  initial carry; outputs put back in place. No resets involved."""
+  initial carry or from the reset target (zeros when ``None``); outputs put
+  back in place. No resets involved."""
   segs = segments()
   rows = np.array([b for b, _, _ in segs])
   seg_xs = jnp.zeros((len(segs), T) + xs.shape[2:], xs.dtype)
@@ -54,7 +66,12 @@ def separate_runs(cell, params, xs, carry, reverse):
     seg_xs = seg_xs.at[k, :e - s].set(xs[b, s:e])
     seg_mask[k, :e - s] = MASK[b, s:e]
     where_k[b, s:e], where_t[b, s:e] = k, np.arange(e - s)
-  seg_carry = jax.tree.map(lambda c: c[rows], carry)
+  if reset_to is None:
+    reset_to = jax.tree.map(jnp.zeros_like, carry)
+  initial = np.array([starts_from_initial(b, s, e, reverse) for b, s, e in segs])
+  seg_carry = jax.tree.map(
+      lambda c, r: jnp.where(initial.reshape((-1,) + (1,) * (c.ndim - 1)), c[rows], r[rows]),
+      carry, reset_to)
   finals, ys = jaxrnn.scan(cell, params, seg_xs, initial_carry=seg_carry,
                            mask=seg_mask, reverse=reverse, impl="autodiff")
   # the final carry: the last segment's forward, the first one's reversed
@@ -64,25 +81,27 @@ def separate_runs(cell, params, xs, carry, reverse):
 
 
 def one_run(cell, impl, remat):
-  def run(params, xs, carry, reverse):
+  def run(params, xs, carry, reset_to, reverse):
     return jaxrnn.scan(cell, params, xs, initial_carry=carry, mask=MASK,
-                       resets=RESETS, reverse=reverse, impl=impl, remat=remat)
+                       resets=RESETS, reset_carry=reset_to, reverse=reverse,
+                       impl=impl, remat=remat)
   return run
 
 
 def with_grads(run, grads):
   """Outputs and final carries, and (if ``grads``) the gradients of a loss on
-  both w.r.t. params, inputs and initial carry, both directions in one
-  compiled call."""
-  def both(p, x, c):
-    return tuple(run(p, x, c, reverse) for reverse in (False, True))
+  both w.r.t. params, inputs, initial carry and reset target, both
+  directions in one compiled call."""
+  def both(p, x, c, r):
+    return tuple(run(p, x, c, r, reverse) for reverse in (False, True))
 
-  def loss(p, x, c):
+  def loss(p, x, c, r):
     return sum(jnp.sum(jnp.sin(3 * ys)) + sum(jnp.sum(l ** 2) for l in jax.tree.leaves(carry))
-               for carry, ys in both(p, x, c))
+               for carry, ys in both(p, x, c, r))
   if not grads:
     return jax.jit(both)
-  return jax.jit(lambda p, x, c: (both(p, x, c), jax.grad(loss, argnums=(0, 1, 2))(p, x, c)))
+  return jax.jit(lambda p, x, c, r: (both(p, x, c, r),
+                                     jax.grad(loss, argnums=(0, 1, 2, 3))(p, x, c, r)))
 
 
 def case(cell):
@@ -98,23 +117,33 @@ def case(cell):
   return params, xs, carry
 
 
-# impl and remat alternate over the cells, so each meets every cell family.
-CONFIGS = [(name, ("auto", "autodiff")[i % 2], bool(i // 2 % 2))
+def reset_target(cell, carry):
+  """A non-zero reset target, different from the initial carry (positive,
+  for the log-space minGRU)."""
+  keys = jax.random.split(jax.random.key(7), len(carry))
+  return type(carry)(*(0.5 + jnp.abs(jax.random.normal(k, c.shape, c.dtype))
+                       for k, c in zip(keys, carry)))
+
+
+# impl, remat and the reset target (given, or zeros) alternate over the
+# cells, so each meets every cell family.
+CONFIGS = [(name, ("auto", "autodiff")[i % 2], bool(i // 2 % 2), i % 3 == 0)
            for i, name in enumerate(ALL_CELLS)]
 
 
-@pytest.mark.parametrize("name, impl, remat", CONFIGS)
-def test_resets_equal_separate_runs(name, impl, remat):
+@pytest.mark.parametrize("name, impl, remat, given", CONFIGS)
+def test_resets_equal_separate_runs(name, impl, remat, given):
   cell = ALL_CELLS[name]
   params, xs, carry = case(cell)
+  target = reset_target(cell, carry) if given else None
   # Gradients where the engine has a backward of its own to get right (the
   # fused one; the linear solve's where-terms), and on two autodiff cells;
   # elsewhere JAX differentiates the forward checked here.
   engine = jaxrnn.which_engine(cell, params, xs, impl=impl, resets=RESETS)[0]
   grads = engine in ("xla", "linear") or name in ("gru_before", "conv_lstm")
-  got = with_grads(one_run(cell, impl, remat), grads)(params, xs, carry)
-  want = with_grads(lambda p, x, c, r: separate_runs(cell, p, x, c, r), grads)(
-      params, xs, carry)
+  got = with_grads(one_run(cell, impl, remat), grads)(params, xs, carry, target)
+  want = with_grads(lambda p, x, c, t, r: separate_runs(cell, p, x, c, t, r), grads)(
+      params, xs, carry, target)
   assert jax.tree.structure(got) == jax.tree.structure(want)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10),
                got, want)

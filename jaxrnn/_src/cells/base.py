@@ -336,15 +336,28 @@ class Cell(abc.ABC):
       if getattr(value, "shape", None) != want:
         raise ValueError(
             f"{name}.{field}: expected shape {shape_str(want)} for {cls} with "
-            f"hidden_size={self.hidden_size(params)}, got {describe(value)}")
+            f"hidden_size={self._checked_hidden_size(params)}, got {describe(value)}")
 
   def _size_fields(self) -> dict:
     """The fields the sizes are read from, and their number of dimensions."""
     return {"w_i": 2, "w_h": 2}
 
+  def _checked_hidden_size(self, params: PyTree) -> int:
+    """The hidden size the checks hold every field to: ``hidden_size``,
+    unless the array it is read from (``w_h``) disagrees with itself while
+    ``w_i`` gives a whole number of gate blocks; then ``w_i``'s, so that the
+    error names the array that is wrong (a transposed ``w_h``)."""
+    hidden = self.hidden_size(params)
+    if not {"w_i", "w_h"} <= set(params._fields):
+      return hidden
+    w_i, w_h = params.w_i.shape, params.w_h.shape
+    if w_h[-1] != self.num_gates * hidden and w_i[-1] % self.num_gates == 0:
+      return w_i[-1] // self.num_gates
+    return hidden
+
   def _param_shapes(self, params: PyTree) -> dict:
     """Expected shape of each field, from ``input_size`` and ``hidden_size``."""
-    hidden = self.hidden_size(params)
+    hidden = self._checked_hidden_size(params)
     k = self.num_gates * hidden
     return {"w_i": (self.input_size(params), k), "w_h": (hidden, k),
             "b_i": (k,), "b_h": (k,)}
