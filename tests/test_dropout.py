@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import jaxrnn
-from jaxrnn._src.layers import dropout as dropout_lib
+from jaxrnn._src.engines import regularisers
 
 B, T, H = 3, 6, 64
 KEY = jax.random.key(7)
@@ -106,7 +106,7 @@ def test_zoneout_on_linear_cells():
   carry = cell.initial_carry(params, (B,))
   from jaxrnn._src.engines import registry as engine
   for deterministic in (False, True):
-    masks = dropout_lib.draw(dropout, KEY, deterministic, cell, params, xs, carry)
+    masks = regularisers.draw(dropout, KEY, deterministic, cell, params, xs, carry)
     _, ys = engine.run_cell(cell, params, xs, None, None, reverse=False, unroll=1,
                             dropout=dropout, key=KEY, deterministic=deterministic)
     h = carry

@@ -34,7 +34,7 @@ from jaxrnn._src.engines import fused
 from jaxrnn._src.engines import linear
 from jaxrnn._src.engines import native
 from jaxrnn._src.engines import protocol
-from jaxrnn._src.layers import dropout as dropout_lib
+from jaxrnn._src.engines import regularisers
 
 ENGINES = (native.Native(), linear.Linear(), fused.Fused(), autodiff.Autodiff())
 IMPLS = ("auto", "xla", "native", "autodiff")
@@ -178,7 +178,7 @@ def run_cell(cell, params, xs, carry, valid, *, reverse: bool, unroll: int,
              jax.eval_shape(cell.input_projection, params, xs[:1]).dtype)
     zeros = cell.initial_carry(params, xs.shape[1:-1], dtype)
   carry = zeros if carry is None else carry
-  masks = dropout_lib.draw(dropout, key, deterministic, cell, params, xs, carry)
+  masks = regularisers.draw(dropout, key, deterministic, cell, params, xs, carry)
   if masks.x is not None:
     xs = xs * masks.x
   if masks.w_h is not None:

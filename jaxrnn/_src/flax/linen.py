@@ -130,12 +130,8 @@ class RNN(nn.Module):
     train = not deterministic and draws_masks(self.layer, self.dropout)
     common.update(key=self.make_rng("dropout") if train else None,
                   deterministic=not train)
-    if isinstance(self.layer, layers.Stacked):
-      return self.layer(params, xs, **common)
-    common["dropout"] = self.dropout
-    if isinstance(self.layer, base.Cell):
-      return scan_lib.scan(self.layer, params, xs, reverse=self.reverse, **common)
-    return self.layer(params, xs, **common)
+    return scan_lib.apply(self.layer, params, xs, reverse=self.reverse,
+                          dropout=self.dropout, **common)
 
   @nn.nowrap
   def initialize_carry(self, rng, input_shape):

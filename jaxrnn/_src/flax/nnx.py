@@ -89,12 +89,8 @@ class RNN(nnx.Module):
     train = not self.deterministic and flax_linen.draws_masks(self.spec, self.dropout)
     common.update(key=self.rngs.dropout() if train else None,
                   deterministic=not train)
-    if isinstance(self.spec, layers.Stacked):
-      return self.spec(params, xs, **common)
-    common["dropout"] = self.dropout
-    if isinstance(self.spec, base.Cell):
-      return scan_lib.scan(self.spec, params, xs, reverse=self.reverse, **common)
-    return self.spec(params, xs, **common)
+    return scan_lib.apply(self.spec, params, xs, reverse=self.reverse,
+                          dropout=self.dropout, **common)
 
   def initialize_carry(self, input_shape, rngs=None):
     """Zeros for inputs of shape ``(*batch, T, features)`` (or time-major)."""

@@ -9,7 +9,6 @@ mix of them.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple, Union
 
 import jax
@@ -114,56 +113,39 @@ class Bidirectional:
       sequence's last valid step, the backward carry after its first, and
       the merged outputs.
     """
-    scan_lib.check_unroll(unroll)
-    impl = scan_lib.resolve_impl(impl)
-    xs, initial_carry, seq_lengths, mask, resets = scan_lib.as_arrays(
-        xs, initial_carry, seq_lengths, mask, resets)
-    batch_shape, T = scan_lib.check_sequence(xs, time_major, self.feature_axes())
-    self.check_inputs(params, xs, initial_carry, batch_shape)
-    scan_lib.check_lengths_and_mask(seq_lengths, mask, batch_shape, T,
-                                    time_major, resets)
-    reset_carry = self.check_reset_carry(params, reset_carry, batch_shape, xs, resets)
-    dropout_lib.check(dropout, key, deterministic, (self.forward, self.backward))
-    regularise = dropout is not None and dropout.active()
-    with scan_lib.explain_forward_mode():
-      return _bidirectional(self, params, xs, initial_carry, seq_lengths, mask,
-                            resets, reset_carry,
-                            key if regularise and not deterministic else None,
-                            time_major=time_major, unroll=unroll,
-                            remat=bool(remat), impl=impl,
-                            dropout=dropout if regularise else None,
-                            deterministic=bool(deterministic))
+    return scan_lib.apply(self, params, xs, initial_carry=initial_carry,
+                          seq_lengths=seq_lengths, mask=mask, resets=resets,
+                          reset_carry=reset_carry, time_major=time_major,
+                          unroll=unroll, remat=remat, impl=impl, dropout=dropout,
+                          key=key, deterministic=deterministic)
 
   def check_inputs(self, params, xs, initial_carry, batch_shape, *,
-                   params_name="params", carry_name="initial_carry",
-                   xs_name="xs") -> None:
+                   reset_carry=None, resets=None, params_name="params",
+                   carry_name="initial_carry", xs_name="xs"):
+    """Both directions' params, carries and reset targets (pairs); returns
+    the reset target pair, or ``None``."""
     self._check_params(params, params_name)
-    if initial_carry is not None and (
-        type(initial_carry) not in (tuple, list) or len(initial_carry) != 2):
-      raise TypeError(f"{carry_name}: expected a pair (forward_carry, "
-                      f"backward_carry), got {type(initial_carry).__name__}")
-    carries = (None, None) if initial_carry is None else initial_carry
-    for i, (direction, cell) in enumerate((("forward", self.forward),
-                                           ("backward", self.backward))):
-      scan_lib.check_cell_inputs(
-          cell, getattr(params, direction), xs, carries[i], batch_shape,
-          params_name=f"{params_name}.{direction}",
-          carry_name=f"{carry_name}[{i}]", xs_name=xs_name)
+    reset_name = carry_name.replace("initial_carry", "reset_carry")
+    pairs = []
+    for name, pair in ((carry_name, initial_carry), (reset_name, reset_carry)):
+      if pair is not None and (type(pair) not in (tuple, list) or len(pair) != 2):
+        raise TypeError(f"{name}: expected a pair (forward_carry, "
+                        f"backward_carry), got {type(pair).__name__}")
+      pairs.append((None, None) if pair is None else pair)
+    checked = tuple(
+        scan_lib.check_layer_inputs(
+            cell, getattr(params, direction), xs, pairs[0][i], pairs[1][i],
+            batch_shape, resets, params_name=f"{params_name}.{direction}",
+            carry_name=f"{carry_name}[{i}]", xs_name=xs_name)
+        for i, (direction, cell) in enumerate((("forward", self.forward),
+                                               ("backward", self.backward))))
+    return None if reset_carry is None else checked
 
-  def check_reset_carry(self, params, reset_carry, batch_shape, xs, resets,
-                        name="reset_carry"):
-    """``reset_carry`` as a pair (or ``None``), checked per direction."""
-    if reset_carry is None:
-      return None
-    if type(reset_carry) not in (tuple, list) or len(reset_carry) != 2:
-      raise TypeError(f"{name}: expected a pair (forward_carry, backward_carry), "
-                      f"got {type(reset_carry).__name__}")
-    reset_carry = tuple(base.as_carry(c, f"{name}[{i}]") for i, c in enumerate(reset_carry))
-    for i, (direction, cell) in enumerate((("forward", self.forward),
-                                           ("backward", self.backward))):
-      scan_lib.check_reset_carry(cell, getattr(params, direction), reset_carry[i],
-                                 batch_shape, xs, resets, f"{name}[{i}]")
-    return reset_carry
+  def check_regularisers(self, dropout, key, deterministic):
+    """``(dropout, key)`` for :meth:`run`: each direction draws its own masks."""
+    dropout_lib.check(dropout, key, deterministic, (self.forward, self.backward))
+    active = dropout is not None and dropout.active()
+    return (dropout if active else None), (key if active and not deterministic else None)
 
   def _check_params(self, params, name):
     if not isinstance(params, BidirectionalParams):
@@ -189,22 +171,6 @@ class Bidirectional:
                                          **common)
     merge = _MERGES.get(self.merge, self.merge)
     return (carry_fwd, carry_bwd), merge(y_fwd, y_bwd)
-
-
-@functools.partial(jax.jit, static_argnames=("layer", "time_major", "unroll",
-                                             "remat", "impl", "dropout",
-                                             "deterministic"))
-def _bidirectional(layer, params, xs, initial_carry, seq_lengths, mask, resets,
-                   reset_carry, key, *, time_major, unroll, remat, impl, dropout,
-                   deterministic):
-  xs = scan_lib.to_time_major(xs, time_major, layer.feature_axes())
-  valid = scan_lib.valid_steps(seq_lengths, mask, xs.shape[0], time_major)
-  carry, ys = layer.run(params, xs, initial_carry, valid, unroll=unroll,
-                        remat=remat, impl=impl,
-                        resets=scan_lib.to_time_major_flags(resets, time_major),
-                        reset_carry=reset_carry, dropout=dropout, key=key,
-                        deterministic=deterministic)
-  return carry, scan_lib.from_time_major(ys, time_major, layer.feature_axes())
 
 
 Layer = Union[base.Cell, Bidirectional]
@@ -301,89 +267,80 @@ class Stacked:
       ``(carries, ys)``: a tuple with each layer's final carry, and the last
       layer's outputs.
     """
-    scan_lib.check_unroll(unroll)
-    impl = scan_lib.resolve_impl(impl)
-    self._check_params(params)
-    xs, initial_carry, seq_lengths, mask, resets = scan_lib.as_arrays(
-        xs, initial_carry, seq_lengths, mask, resets)
-    batch_shape, T = scan_lib.check_sequence(xs, time_major, self.feature_axes())
-    carries = (None,) * len(self.layers) if initial_carry is None else initial_carry
-    if not isinstance(carries, (tuple, list)) or len(carries) != len(self.layers):
-      raise TypeError(f"initial_carry: expected a tuple of {len(self.layers)} "
-                      f"carries (one per layer), got {type(initial_carry).__name__}")
-    resets_to = (None,) * len(self.layers) if reset_carry is None else reset_carry
-    if not isinstance(resets_to, (tuple, list)) or len(resets_to) != len(self.layers):
-      raise TypeError(f"reset_carry: expected a tuple of {len(self.layers)} "
-                      f"carries (one per layer), got {type(reset_carry).__name__}")
-    checked = []
-    x = xs
+    return scan_lib.apply(self, params, xs, initial_carry=initial_carry,
+                          seq_lengths=seq_lengths, mask=mask, resets=resets,
+                          reset_carry=reset_carry, time_major=time_major,
+                          unroll=unroll, remat=remat, impl=impl, key=key,
+                          deterministic=deterministic)
+
+  def check_inputs(self, params, xs, initial_carry, batch_shape, *,
+                   reset_carry=None, resets=None, params_name="params",
+                   carry_name="initial_carry", xs_name="xs"):
+    """Every layer's params, carry and reset target, each layer checked on
+    the previous one's output shape; returns the reset targets, or ``None``."""
+    self._check_params(params, params_name)
+    n = len(self.layers)
+    reset_name = carry_name.replace("initial_carry", "reset_carry")
+    given = []
+    for name, carries in ((carry_name, initial_carry), (reset_name, reset_carry)):
+      carries = (None,) * n if carries is None else carries
+      if not isinstance(carries, (tuple, list)) or len(carries) != n:
+        raise TypeError(f"{name}: expected a tuple of {n} carries (one per "
+                        f"layer), got {type(carries).__name__}")
+      given.append(carries)
+    checked, x = [], xs
     for i, (layer, p) in enumerate(zip(self.layers, params)):
-      names = dict(params_name=f"params[{i}]", carry_name=f"initial_carry[{i}]",
-                   xs_name="xs" if i == 0 else f"input of layer {i} (output of "
-                   f"layer {i - 1})")
-      if isinstance(layer, Bidirectional):
-        layer.check_inputs(p, x, carries[i], batch_shape, **names)
-        checked.append(layer.check_reset_carry(p, resets_to[i], batch_shape, x,
-                                               resets, f"reset_carry[{i}]"))
-      else:
-        scan_lib.check_cell_inputs(layer, p, x, carries[i], batch_shape, **names)
-        checked.append(base.as_carry(resets_to[i], f"reset_carry[{i}]"))
-        scan_lib.check_reset_carry(layer, p, checked[-1], batch_shape, x, resets,
-                                   f"reset_carry[{i}]")
+      checked.append(scan_lib.check_layer_inputs(
+          layer, p, x, given[0][i], given[1][i], batch_shape, resets,
+          params_name=f"{params_name}[{i}]", carry_name=f"{carry_name}[{i}]",
+          xs_name=xs_name if i == 0 else
+          f"input of layer {i} (output of layer {i - 1})"))
       x = jax.ShapeDtypeStruct(x.shape[:-1] + (layer.output_size(p),), x.dtype)
-    scan_lib.check_lengths_and_mask(seq_lengths, mask, batch_shape, T,
-                                    time_major, resets)
-    dropout = not deterministic and (
+    return None if reset_carry is None else tuple(checked)
+
+  def check_regularisers(self, dropout, key, deterministic):
+    """``(None, key)``: a Stacked layer holds its own regularisers."""
+    if dropout is not None:
+      raise ValueError("dropout: a Stacked layer holds its own; pass "
+                       "Stacked(..., recurrent_dropout=...)")
+    draws = not deterministic and (
         (self.dropout_rate > 0 and len(self.layers) > 1) or
         (self.recurrent_dropout is not None and self.recurrent_dropout.active()))
-    if dropout:
+    if draws:
       dropout_lib.check_key(key, f"Stacked with dropout_rate={self.dropout_rate} "
                             f"and recurrent_dropout={self.recurrent_dropout}")
-    with scan_lib.explain_forward_mode():
-      return _stacked(self, params, xs, initial_carry, seq_lengths, mask, resets,
-                      None if reset_carry is None else tuple(checked),
-                      key if dropout else None, time_major=time_major,
-                      unroll=unroll, remat=bool(remat), impl=impl,
-                      deterministic=bool(deterministic))
+    return None, key if draws else None
 
-  def _check_params(self, params):
+  def run(self, params, xs, carry, valid, *, unroll, remat=False, impl="auto",
+          resets=None, reset_carry=None, dropout=None, key=None,
+          deterministic=True):
+    """Time-major core, no checks: ``(carries, ys)``."""
+    del dropout  # the layer holds its own
+    n = len(self.layers)
+    carries = (None,) * n if carry is None else carry
+    resets_to = (None,) * n if reset_carry is None else reset_carry
+    regularise = self.recurrent_dropout is not None and self.recurrent_dropout.active()
+    finals = []
+    for i, (layer, p, c, reset_to) in enumerate(
+        zip(self.layers, params, carries, resets_to)):
+      k_layer = None
+      if key is not None and regularise:
+        key, k_layer = jax.random.split(key)
+      c, xs = scan_lib.run_layer(
+          layer, p, xs, c, valid, unroll=unroll, remat=remat, impl=impl,
+          resets=resets, reset_carry=reset_to,
+          dropout=self.recurrent_dropout if regularise else None, key=k_layer,
+          deterministic=deterministic)
+      finals.append(c)
+      if key is not None and self.dropout_rate > 0 and i < n - 1:
+        key, k_drop = jax.random.split(key)
+        keep = jax.random.bernoulli(k_drop, 1.0 - self.dropout_rate, xs.shape)
+        xs = jnp.where(keep, xs / (1.0 - self.dropout_rate), jnp.zeros_like(xs))
+    return tuple(finals), xs
+
+  def _check_params(self, params, name="params"):
     if not isinstance(params, (tuple, list)) or len(params) != len(self.layers):
-      raise TypeError(f"params: Stacked expects a tuple of {len(self.layers)} "
+      raise TypeError(f"{name}: Stacked expects a tuple of {len(self.layers)} "
                       f"params (one per layer), got {type(params).__name__}"
                       + (f" of length {len(params)}"
                          if isinstance(params, (tuple, list)) else ""))
-
-
-@functools.partial(jax.jit, static_argnames=("stack", "time_major", "unroll",
-                                             "remat", "impl", "deterministic"))
-def _stacked(stack, params, xs, initial_carry, seq_lengths, mask, resets,
-             reset_carry, key, *, time_major, unroll, remat, impl, deterministic):
-  xs = scan_lib.to_time_major(xs, time_major, stack.feature_axes())
-  valid = scan_lib.valid_steps(seq_lengths, mask, xs.shape[0], time_major)
-  resets = scan_lib.to_time_major_flags(resets, time_major)
-  carries = (None,) * len(stack.layers) if initial_carry is None else initial_carry
-  resets_to = (None,) * len(stack.layers) if reset_carry is None else reset_carry
-  finals = []
-  last = len(stack.layers) - 1
-  regularise = stack.recurrent_dropout is not None and stack.recurrent_dropout.active()
-  for i, (layer, p, carry, reset_to) in enumerate(
-      zip(stack.layers, params, carries, resets_to)):
-    k_layer = None
-    if key is not None and regularise:
-      key, k_layer = jax.random.split(key)
-    common = dict(unroll=unroll, remat=remat, impl=impl, resets=resets,
-                  reset_carry=reset_to,
-                  dropout=stack.recurrent_dropout if regularise else None,
-                  key=k_layer, deterministic=deterministic)
-    if isinstance(layer, Bidirectional):
-      carry, xs = layer.run(p, xs, carry, valid, **common)
-    else:
-      carry, xs = scan_lib.run_cell(layer, p, xs, carry, valid, reverse=False,
-                                    **common)
-    finals.append(carry)
-    if key is not None and stack.dropout_rate > 0 and i < last:
-      key, k_drop = jax.random.split(key)
-      keep = jax.random.bernoulli(k_drop, 1.0 - stack.dropout_rate, xs.shape)
-      xs = jnp.where(keep, xs / (1.0 - stack.dropout_rate), jnp.zeros_like(xs))
-  return tuple(finals), scan_lib.from_time_major(xs, time_major,
-                                                 stack.feature_axes())

@@ -20,19 +20,17 @@ DropConnect, one set of masks drawn per call.
 
 Dropout masks keep an element with probability ``1 − p`` and scale it by
 ``1 / (1 − p)``, so nothing changes in expectation and evaluation
-(``deterministic=True``) uses no mask.
+(``deterministic=True``) uses no mask. This module holds the layer's
+option and its checks; the engines draw and apply the masks
+(:mod:`jaxrnn._src.engines.regularisers`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple, Optional
-
-import jax
-import jax.numpy as jnp
+from typing import Optional
 
 from jaxrnn._src.cells import base
-from jaxrnn._src.cells import linear_recurrence
 
 RATES = ("input", "output", "recurrent", "zoneout", "weight")
 
@@ -69,27 +67,6 @@ class RecurrentDropout:
     return any(getattr(self, name) > 0 for name in RATES)
 
 
-class Masks(NamedTuple):
-  """What one run of a layer draws; ``None`` where a regulariser is off.
-
-  Attributes:
-    x: ``(*batch, input_size)``, scaled.
-    y: ``(*batch, output_size)``, scaled.
-    h: ``(*batch, hidden_size)``, scaled, for the recurrent product.
-    w_h: the shape of ``params.w_h``, scaled.
-    zone: a carry of booleans ``(T, *batch, size)`` (true: keep the old
-      value) in training; ``None`` at evaluation.
-    zone_rate: the zoneout rate, for the evaluation's expectation.
-  """
-
-  x: Optional[jax.Array] = None
-  y: Optional[jax.Array] = None
-  h: Optional[jax.Array] = None
-  w_h: Optional[jax.Array] = None
-  zone: Any = None
-  zone_rate: float = 0.0
-
-
 def check(dropout: Optional[RecurrentDropout], key, deterministic: bool,
           cells=()) -> None:
   """Argument checks, at trace time: the type, the key, and what the cells
@@ -102,7 +79,7 @@ def check(dropout: Optional[RecurrentDropout], key, deterministic: bool,
   if dropout.active() and not deterministic:
     check_key(key, "dropout")
   for cell in cells:
-    if dropout.recurrent > 0 and isinstance(cell, linear_recurrence.LinearRecurrentCell):
+    if dropout.recurrent > 0 and cell.step_form() == "linear":
       raise ValueError(f"dropout.recurrent: {type(cell).__name__} has no "
                        "recurrent product for recurrent dropout to act on; use "
                        "zoneout, input or output dropout")
@@ -117,43 +94,3 @@ def check_key(key, what: str) -> None:
     raise ValueError(f"key: {what} needs a PRNG key (jax.random.key), or "
                      "deterministic=True for evaluation")
   base.check_key(key)
-
-
-def _keep(key, rate, shape, dtype):
-  """A dropout mask: 0, or ``1 / (1 − rate)`` with probability ``1 − rate``."""
-  keep = jax.random.bernoulli(key, 1.0 - rate, shape)
-  return jnp.where(keep, 1.0 / (1.0 - rate), 0.0).astype(dtype)
-
-
-def draw(dropout: Optional[RecurrentDropout], key, deterministic: bool, cell,
-         params, xs, carry) -> Masks:
-  """The masks of one run over time-major ``xs``, or none at evaluation."""
-  if dropout is None or not dropout.active():
-    return Masks()
-  if deterministic:
-    return Masks(zone_rate=dropout.zoneout)
-  k_x, k_y, k_h, k_w, k_z = jax.random.split(key, 5)
-  batch = xs.shape[1:]  # (*batch, [*spatial,] input_size)
-  out = jax.eval_shape(lambda p, c, x: cell.recurrence(p, c, cell.input_projection(p, x)),
-                       params, carry, xs[0])[1]
-  dtype = xs.dtype
-  masks = Masks(
-      x=_keep(k_x, dropout.input, batch, dtype) if dropout.input else None,
-      y=_keep(k_y, dropout.output, out.shape, out.dtype) if dropout.output else None,
-      h=(_keep(k_h, dropout.recurrent, carry.h.shape, carry.h.dtype)
-         if dropout.recurrent else None),
-      w_h=(_keep(k_w, dropout.weight, params.w_h.shape, params.w_h.dtype)
-           if dropout.weight else None),
-      zone_rate=dropout.zoneout)
-  if dropout.zoneout:
-    # One mask per group of fields the cell says move together.
-    groups = cell.zoneout_groups()
-    keys = jax.random.split(k_z, len(groups))
-    zone = {}
-    for k, group in zip(keys, groups):
-      shape = (xs.shape[0],) + getattr(carry, group[0]).shape
-      mask = jax.random.bernoulli(k, dropout.zoneout, shape)
-      zone.update({field: mask for field in group})
-    masks = masks._replace(zone=type(carry)(**zone))
-  return masks
-

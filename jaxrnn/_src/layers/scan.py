@@ -184,6 +184,89 @@ def check_reset_carry(cell: base.Cell, params, reset_carry, batch_shape: tuple,
                      f"row), got {base.shape_str(leading)}")
 
 
+# ------------------------------------------------------- the one front-end
+def check_layer_inputs(layer, params, xs, carry, reset_carry, batch_shape: tuple,
+                       resets, *, params_name: str = "params",
+                       carry_name: str = "initial_carry", xs_name: str = "xs"):
+  """Checks a layer's params, inputs, initial carry and reset target (a
+  composite layer checks each of its own layers through this); returns the
+  reset target with lists as arrays."""
+  if not isinstance(layer, base.Cell):
+    return layer.check_inputs(params, xs, carry, batch_shape, reset_carry=reset_carry,
+                              resets=resets, params_name=params_name,
+                              carry_name=carry_name, xs_name=xs_name)
+  check_cell_inputs(layer, params, xs, carry, batch_shape, params_name=params_name,
+                    carry_name=carry_name, xs_name=xs_name)
+  reset_carry = base.as_carry(reset_carry, carry_name.replace("initial_carry", "reset_carry"))
+  check_reset_carry(layer, params, reset_carry, batch_shape, xs, resets,
+                    carry_name.replace("initial_carry", "reset_carry"))
+  return reset_carry
+
+
+def check_regularisers(layer, dropout, key, deterministic: bool) -> tuple:
+  """``(dropout, key)`` as the layer's core takes them: ``None`` where no mask
+  is drawn. A composite layer answers for itself."""
+  if not isinstance(layer, base.Cell):
+    return layer.check_regularisers(dropout, key, deterministic)
+  dropout_lib.check(dropout, key, deterministic, (layer,))
+  active = dropout is not None and dropout.active()
+  return (dropout if active else None), (key if active and not deterministic else None)
+
+
+def run_layer(layer, params, xs, carry, valid, *, reverse: bool = False, **options):
+  """The time-major core of any layer, no checks: a cell on the engine the
+  protocol chooses (:func:`registry.run_cell`), a composite by its ``run``."""
+  if isinstance(layer, base.Cell):
+    return registry.run_cell(layer, params, xs, carry, valid, reverse=reverse, **options)
+  return layer.run(params, xs, carry, valid, **options)
+
+
+def apply(layer, params, xs, *, initial_carry=None, seq_lengths=None, mask=None,
+          resets=None, reset_carry=None, reverse: bool = False,
+          time_major: bool = False, unroll: int = 1, remat: bool = False,
+          impl: Optional[str] = None, dropout=None, key=None,
+          deterministic: bool = False):
+  """The one checked, jitted apply of every sequence layer (:func:`scan`,
+  :class:`jaxrnn.Bidirectional`, :class:`jaxrnn.Stacked`, the Flax modules):
+  arguments as :func:`scan`. Checks run in Python at trace time, then one
+  jitted function runs :func:`run_layer`."""
+  check_unroll(unroll)
+  impl = resolve_impl(impl)
+  if reverse and not isinstance(layer, base.Cell):
+    raise ValueError(f"reverse: applies to a cell, not to {type(layer).__name__}")
+  xs, initial_carry, seq_lengths, mask, resets = as_arrays(
+      xs, initial_carry, seq_lengths, mask, resets)
+  batch_shape, T = check_sequence(xs, time_major, layer.feature_axes())
+  reset_carry = check_layer_inputs(layer, params, xs, initial_carry, reset_carry,
+                                   batch_shape, resets)
+  check_lengths_and_mask(seq_lengths, mask, batch_shape, T, time_major, resets)
+  dropout, key = check_regularisers(layer, dropout, key, bool(deterministic))
+  with explain_forward_mode():
+    return _apply(layer, params, xs, initial_carry, seq_lengths, mask, resets,
+                  reset_carry, key, reverse=bool(reverse), time_major=time_major,
+                  unroll=unroll, remat=bool(remat), impl=impl, dropout=dropout,
+                  deterministic=bool(deterministic))
+
+
+@functools.partial(jax.jit, static_argnames=("layer", "reverse", "time_major",
+                                             "unroll", "remat", "impl",
+                                             "dropout", "deterministic"))
+def _apply(layer, params, xs, initial_carry, seq_lengths, mask, resets,
+           reset_carry, key, *, reverse, time_major, unroll, remat, impl,
+           dropout, deterministic):
+  features = layer.feature_axes()
+  xs = to_time_major(xs, time_major, features)
+  valid = valid_steps(seq_lengths, mask, xs.shape[0], time_major)
+  options = dict(unroll=unroll, remat=remat, impl=impl,
+                 resets=to_time_major_flags(resets, time_major),
+                 reset_carry=reset_carry, dropout=dropout, key=key,
+                 deterministic=deterministic)
+  if reverse:
+    options["reverse"] = True
+  carry, ys = run_layer(layer, params, xs, initial_carry, valid, **options)
+  return carry, from_time_major(ys, time_major, features)
+
+
 # ------------------------------------------------------------------- public
 def scan(cell: base.Cell, params: Any, xs: Array, *,
          initial_carry: Optional[Any] = None,
@@ -254,40 +337,11 @@ def scan(cell: base.Cell, params: Any, xs: Array, *,
     TypeError, ValueError: at trace time, naming the argument at fault.
   """
   check_cell(cell)
-  check_unroll(unroll)
-  impl = resolve_impl(impl)
-  xs, initial_carry, seq_lengths, mask, resets = as_arrays(
-      xs, initial_carry, seq_lengths, mask, resets)
-  reset_carry = base.as_carry(reset_carry, "reset_carry")
-  batch_shape, T = check_sequence(xs, time_major, cell.feature_axes())
-  check_cell_inputs(cell, params, xs, initial_carry, batch_shape)
-  check_lengths_and_mask(seq_lengths, mask, batch_shape, T, time_major, resets)
-  check_reset_carry(cell, params, reset_carry, batch_shape, xs, resets)
-  dropout_lib.check(dropout, key, deterministic, (cell,))
-  regularise = dropout is not None and dropout.active()
-  with explain_forward_mode():
-    return _scan(cell, params, xs, initial_carry, seq_lengths, mask, resets,
-                 reset_carry, key if regularise and not deterministic else None,
-                 reverse=reverse, time_major=time_major, unroll=unroll,
-                 remat=bool(remat), impl=impl,
-                 dropout=dropout if regularise else None,
-                 deterministic=bool(deterministic))
-
-
-@functools.partial(jax.jit, static_argnames=("cell", "reverse", "time_major",
-                                             "unroll", "remat", "impl",
-                                             "dropout", "deterministic"))
-def _scan(cell, params, xs, initial_carry, seq_lengths, mask, resets,
-          reset_carry, key, *, reverse, time_major, unroll, remat, impl,
-          dropout, deterministic):
-  xs = to_time_major(xs, time_major, cell.feature_axes())
-  valid = valid_steps(seq_lengths, mask, xs.shape[0], time_major)
-  carry, ys = run_cell(cell, params, xs, initial_carry, valid, reverse=reverse,
-                       unroll=unroll, remat=remat, impl=impl,
-                       resets=to_time_major_flags(resets, time_major),
-                       reset_carry=reset_carry, dropout=dropout, key=key,
-                       deterministic=deterministic)
-  return carry, from_time_major(ys, time_major, cell.feature_axes())
+  return apply(cell, params, xs, initial_carry=initial_carry,
+               seq_lengths=seq_lengths, mask=mask, resets=resets,
+               reset_carry=reset_carry, reverse=reverse, time_major=time_major,
+               unroll=unroll, remat=remat, impl=impl, dropout=dropout, key=key,
+               deterministic=deterministic)
 
 
 def which_engine(cell: base.Cell, params: Any, xs: Array, *,
