@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: test demo bench docs clean
+.PHONY: test test-min demo bench docs clean
 
 # setup.py builds the native kernels; any change to them reinstalls.
 NATIVE := setup.py $(wildcard jaxrnn/_native/*.cc jaxrnn/_native/*.h)
@@ -21,6 +21,16 @@ $(VENV)/.test: $(VENV)/.base
 
 test: $(VENV)/.test
 	$(PY) -m pytest -n 2 -q
+
+# The lowest versions pyproject.toml admits (tests/minimum/constraints.txt),
+# in a venv of their own, and a smoke test on them: every engine, the Flax
+# modules, training with optax and orbax (about 3 minutes, mostly install).
+MIN_VENV ?= .venv-min
+test-min:
+	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MIN_VENV)/bin/python -m pip install --quiet -c tests/minimum/constraints.txt .
+	cd tests/minimum && $(CURDIR)/$(MIN_VENV)/bin/python smoke.py
 
 # The documentation site: Sphinx (autodoc, napoleon, MyST), warnings as errors.
 $(VENV)/.docs: $(VENV)/.base
@@ -42,4 +52,4 @@ demo: $(VENV)/.base
 	$(PY) examples/adding_problem.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info jaxrnn/_native/*.so docs/_build
+	rm -rf $(VENV) $(MIN_VENV) .pytest_cache build *.egg-info jaxrnn/_native/*.so docs/_build

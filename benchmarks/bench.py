@@ -354,7 +354,8 @@ def memory_table(lengths, runs):
       scratch = None
       if "native" in case.impl:
         steps = math.isqrt(T - 1) + 1 if "remat" in case.impl else T
-        scratch = _native.backward_scratch_bytes(cell, steps, B, I, H, jnp.float32) / 2**20
+        scratch = _native.backward_scratch_bytes(cell.native_variant(), steps, B, H,
+                                                 jnp.float32) / 2**20
       ms = 1e3 * seconds
       lines.append(f"| {T} | {case.impl} | {mb:.1f} | "
                    f"{'–' if scratch is None else f'{scratch:.1f}'} | {ms:.0f} |")

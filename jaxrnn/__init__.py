@@ -51,7 +51,7 @@ from jaxrnn._src.cells.slstm import SLSTMParams
 from jaxrnn._src.cells.slstm import SLSTMState
 from jaxrnn._src.cells.simple import SimpleRNNParams
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = (
     "Bidirectional",

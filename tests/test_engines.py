@@ -236,12 +236,14 @@ def test_which_engine_is_the_engine_that_runs(name, option, dtype):
   impl = "autodiff" if option == "jvp" else None
   reported, _ = jaxrnn.which_engine(cell, params, xs, impl=impl, **kwargs)
   run = lambda x: jaxrnn.scan(cell, params, x, impl=impl, **kwargs)[1]
+  # Traced, not compiled: the engines record themselves at trace time.
   if option == "vmap":
-    ran = _ran(lambda: jax.vmap(run)(xs[None]))
+    ran = _ran(lambda: jax.make_jaxpr(jax.vmap(run))(xs[None]))
   elif option == "jvp":
-    ran = _ran(lambda: jax.jvp(run, (xs,), (xs,)))
+    ran = _ran(lambda: jax.make_jaxpr(lambda x: jax.jvp(run, (x,), (x,)))(xs))
   else:
-    ran = _ran(lambda: jax.grad(lambda x: run(x).astype(jnp.float32).sum())(xs))
+    ran = _ran(lambda: jax.make_jaxpr(jax.grad(
+        lambda x: run(x).astype(jnp.float32).sum()))(xs))
   assert ran and set(ran) == {reported}, (ran, reported)
 
 

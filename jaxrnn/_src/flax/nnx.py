@@ -107,7 +107,7 @@ def _store(module, params) -> None:
 
 def to_functional(module: Union[Cell, RNN]):
   """The functional params a module holds (exact)."""
-  return jax.tree.unflatten(module.treedef, [p.get_value() for p in module.layer])
+  return jax.tree.unflatten(module.treedef, [p[...] for p in module.layer])
 
 
 def load_functional(module: Union[Cell, RNN], params) -> None:
@@ -118,9 +118,9 @@ def load_functional(module: Union[Cell, RNN], params) -> None:
   """
   leaves, treedef = jax.tree.flatten(params)
   shapes = [jnp.shape(x) for x in leaves]
-  want = [p.get_value().shape for p in module.layer]
+  want = [p[...].shape for p in module.layer]
   if treedef != module.treedef or shapes != want:
     raise ValueError(f"params: expected the structure and shapes of this module's "
                      f"params ({module.treedef}, {want}), got ({treedef}, {shapes})")
   for variable, leaf in zip(module.layer, leaves):
-    variable.set_value(jnp.asarray(leaf))
+    variable[...] = jnp.asarray(leaf)  # a whole replacement, in every flax >= 0.12
