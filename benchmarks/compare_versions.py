@@ -54,6 +54,7 @@ def import_revision(rev: str):
     text = path.read_text()
     text = re.sub(r"\bjaxrnn\.", "jaxrnn_rev.", text)
     text = re.sub(r"\bfrom jaxrnn import\b", "from jaxrnn_rev import", text)
+    text = text.replace('"jaxrnn_rnn_', '"jaxrnn_rev_rnn_')  # FFI targets of its own
     path.write_text(text)
   sys.path.insert(0, str(folder))
   return importlib.import_module("jaxrnn_rev")
