@@ -59,20 +59,20 @@ class Fused(protocol.Engine):
     return f"the fused XLA engine runs {type(cell).__name__}"
 
   def run(self, cell, params, carry, steps, reset_to, options):
+    steps = protocol.Steps(steps.xs, steps.valid, steps.resets)  # no zoneout here
     return _layer(cell, options.reverse, options.unroll, options.hoist, params,
-                  steps.xs, carry, steps.valid, steps.resets,
-                  reset_to if steps.resets is not None else None, options.h_mask)
+                  steps, carry, reset_to if steps.resets is not None else None,
+                  options.h_mask)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
-def _layer(cell, reverse, unroll, hoist, params, xs, carry, valid, resets,
-           reset_to, h_mask):
-  return _forward(cell, reverse, unroll, hoist, params, xs, carry, valid,
-                  resets, reset_to, h_mask, save=False)
+def _layer(cell, reverse, unroll, hoist, params, steps, carry, reset_to, h_mask):
+  return _forward(cell, reverse, unroll, hoist, params, steps, carry, reset_to,
+                  h_mask, save=False)
 
 
-def _forward(cell, reverse, unroll, hoist, params, xs, carry, valid, resets,
-             reset_to, h_mask, *, save):
+def _forward(cell, reverse, unroll, hoist, params, steps, carry, reset_to,
+             h_mask, *, save):
   """The step rules (:mod:`.steps`) around ``preactivation`` and
   ``pointwise``; with ``save``, each step's carry (after a reset) and ``z``
   are kept for the backward."""
@@ -87,17 +87,16 @@ def _forward(cell, reverse, unroll, hoist, params, xs, carry, valid, resets,
 
   options = protocol.Options(reverse=reverse, unroll=unroll)
   final, (ys, saved) = steps_lib.scan_steps(
-      step, carry, protocol.Steps(project(xs) if hoist else xs, valid, resets),
+      step, carry, steps._replace(xs=project(steps.xs) if hoist else steps.xs),
       reset_to, options)
   return (final, ys) if not save else (final, ys, saved)
 
 
-def _layer_fwd(cell, reverse, unroll, hoist, params, xs, carry, valid, resets,
-               reset_to, h_mask):
-  final, ys, (carries, zs) = _forward(cell, reverse, unroll, hoist, params, xs,
-                                      carry, valid, resets, reset_to, h_mask,
-                                      save=True)
-  return (final, ys), (params, xs, carry, valid, resets, reset_to, h_mask,
+def _layer_fwd(cell, reverse, unroll, hoist, params, steps, carry, reset_to,
+               h_mask):
+  final, ys, (carries, zs) = _forward(cell, reverse, unroll, hoist, params,
+                                      steps, carry, reset_to, h_mask, save=True)
+  return (final, ys), (params, steps, carry, reset_to, h_mask,
                        carries, zs)
 
 
@@ -109,7 +108,8 @@ def _without_weights(params):
 
 def _layer_bwd(cell, reverse, unroll, hoist, res, cts):
   del hoist  # the backward is the same either way
-  params, xs, carry0, valid, resets, reset_to, h_mask, carries, zs = res
+  params, steps, carry0, reset_to, h_mask, carries, zs = res
+  xs, valid, resets, _ = steps
   d_final, dys = cts
   small = _without_weights(params)
   with_weights = lambda p: p._replace(w_i=params.w_i, w_h=params.w_h)
@@ -167,7 +167,7 @@ def _layer_bwd(cell, reverse, unroll, hoist, res, cts):
       w_i=None, w_h=d_w_h))
   d_params = jax.tree.map(lambda d, p: d.astype(p.dtype), d_params, params)
   d_carry0 = jax.tree.map(lambda d, c: d.astype(c.dtype), d_carry0, carry0)
-  return d_params, dxs, d_carry0, None, None, d_reset, None
+  return d_params, protocol.Steps(dxs, None, None, None), d_carry0, d_reset, None
 
 
 _layer.defvjp(_layer_fwd, _layer_bwd)

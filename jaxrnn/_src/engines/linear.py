@@ -62,13 +62,11 @@ class Linear(protocol.Engine):
             f"{cell.resolved_method()} scan")
 
   def run(self, cell, params, carry, steps, reset_to, options):
-    return run(cell, params, steps.xs, carry, steps.valid, reverse=options.reverse,
-               unroll=options.unroll, resets=steps.resets, reset_to=reset_to,
-               zone=steps.zone, zone_rate=options.zone_rate)
+    return run(cell, params, carry, steps, reset_to, options)
 
 
-def run(cell: LinearRecurrentCell, params, xs, carry, valid, *, reverse: bool,
-        unroll: int, resets=None, reset_to=None, zone=None, zone_rate=0.0):
+def run(cell: LinearRecurrentCell, params, carry, steps: protocol.Steps, reset_to,
+        options: protocol.Options):
   """``(final_carry, ys)`` over time-major ``xs``, as ``scan.run_cell``.
 
   A reset step (``resets``, in the scan's order) starts from ``reset_to``:
@@ -77,6 +75,8 @@ def run(cell: LinearRecurrentCell, params, xs, carry, valid, *, reverse: bool,
   0)``, and the evaluation's expectation is ``(p + (1 − p) a, (1 − p) b)``;
   ``zone`` holds the per-step masks (a carry of booleans) in training.
   """
+  xs, valid, resets, zone = steps
+  reverse, unroll, zone_rate = options.reverse, options.unroll, options.zone_rate
   method = cell.resolved_method()
   keep = None
   if zone is not None:

@@ -120,7 +120,7 @@ class Bidirectional:
                           key=key, deterministic=deterministic)
 
   def check_inputs(self, params, xs, initial_carry, batch_shape, *,
-                   reset_carry=None, resets=None, params_name="params",
+                   reset_carry=None, params_name="params",
                    carry_name="initial_carry", xs_name="xs"):
     """Both directions' params, carries and reset targets (pairs); returns
     the reset target pair, or ``None``."""
@@ -135,7 +135,7 @@ class Bidirectional:
     checked = tuple(
         scan_lib.check_layer_inputs(
             cell, getattr(params, direction), xs, pairs[0][i], pairs[1][i],
-            batch_shape, resets, params_name=f"{params_name}.{direction}",
+            batch_shape, params_name=f"{params_name}.{direction}",
             carry_name=f"{carry_name}[{i}]", xs_name=xs_name)
         for i, (direction, cell) in enumerate((("forward", self.forward),
                                                ("backward", self.backward))))
@@ -152,23 +152,21 @@ class Bidirectional:
       raise TypeError(f"{name}: Bidirectional expects BidirectionalParams, got "
                       f"{type(params).__name__}")
 
-  def run(self, params, xs, carry, valid, *, unroll, remat=False, impl="auto",
-          resets=None, reset_carry=None, dropout=None, key=None,
-          deterministic=True):
-    """Time-major core, no checks: ``((carry_fwd, carry_bwd), ys)``."""
+  def run(self, params, xs, carry, valid, *, reset_carry=None, key=None,
+          **options):
+    """Time-major core, no checks: ``((carry_fwd, carry_bwd), ys)``;
+    ``options`` go to both directions' engine (``run_cell``)."""
     carry_fwd, carry_bwd = (None, None) if carry is None else carry
     reset_fwd, reset_bwd = (None, None) if reset_carry is None else reset_carry
     keys = (None, None) if key is None else tuple(jax.random.split(key))
-    common = dict(unroll=unroll, remat=remat, impl=impl, resets=resets,
-                  dropout=dropout, deterministic=deterministic)
     carry_fwd, y_fwd = scan_lib.run_cell(self.forward, params.forward, xs,
                                          carry_fwd, valid, reverse=False,
                                          key=keys[0], reset_carry=reset_fwd,
-                                         **common)
+                                         **options)
     carry_bwd, y_bwd = scan_lib.run_cell(self.backward, params.backward, xs,
                                          carry_bwd, valid, reverse=True,
                                          key=keys[1], reset_carry=reset_bwd,
-                                         **common)
+                                         **options)
     merge = _MERGES.get(self.merge, self.merge)
     return (carry_fwd, carry_bwd), merge(y_fwd, y_bwd)
 
@@ -274,7 +272,7 @@ class Stacked:
                           deterministic=deterministic)
 
   def check_inputs(self, params, xs, initial_carry, batch_shape, *,
-                   reset_carry=None, resets=None, params_name="params",
+                   reset_carry=None, params_name="params",
                    carry_name="initial_carry", xs_name="xs"):
     """Every layer's params, carry and reset target, each layer checked on
     the previous one's output shape; returns the reset targets, or ``None``."""
@@ -291,7 +289,7 @@ class Stacked:
     checked, x = [], xs
     for i, (layer, p) in enumerate(zip(self.layers, params)):
       checked.append(scan_lib.check_layer_inputs(
-          layer, p, x, given[0][i], given[1][i], batch_shape, resets,
+          layer, p, x, given[0][i], given[1][i], batch_shape,
           params_name=f"{params_name}[{i}]", carry_name=f"{carry_name}[{i}]",
           xs_name=xs_name if i == 0 else
           f"input of layer {i} (output of layer {i - 1})"))
@@ -311,10 +309,10 @@ class Stacked:
                             f"and recurrent_dropout={self.recurrent_dropout}")
     return None, key if draws else None
 
-  def run(self, params, xs, carry, valid, *, unroll, remat=False, impl="auto",
-          resets=None, reset_carry=None, dropout=None, key=None,
-          deterministic=True):
-    """Time-major core, no checks: ``(carries, ys)``."""
+  def run(self, params, xs, carry, valid, *, reset_carry=None, key=None,
+          dropout=None, **options):
+    """Time-major core, no checks: ``(carries, ys)``; ``options`` go to
+    every layer."""
     del dropout  # the layer holds its own
     n = len(self.layers)
     carries = (None,) * n if carry is None else carry
@@ -327,10 +325,8 @@ class Stacked:
       if key is not None and regularise:
         key, k_layer = jax.random.split(key)
       c, xs = scan_lib.run_layer(
-          layer, p, xs, c, valid, unroll=unroll, remat=remat, impl=impl,
-          resets=resets, reset_carry=reset_to,
-          dropout=self.recurrent_dropout if regularise else None, key=k_layer,
-          deterministic=deterministic)
+          layer, p, xs, c, valid, reset_carry=reset_to, key=k_layer,
+          dropout=self.recurrent_dropout if regularise else None, **options)
       finals.append(c)
       if key is not None and self.dropout_rate > 0 and i < n - 1:
         key, k_drop = jax.random.split(key)

@@ -164,16 +164,19 @@ def check_cell_inputs(cell: base.Cell, params, xs, carry, batch_shape: tuple, *,
     cell.check_carry(params, carry, batch_shape + spatial, carry_name)
 
 
+def check_resets_given(resets, reset_carry) -> None:
+  """``reset_carry`` is given only with ``resets``."""
+  if reset_carry is not None and resets is None:
+    raise ValueError("reset_carry: given without resets; it is the carry a "
+                     "segment begins from at a reset (pass resets=...)")
+
+
 def check_reset_carry(cell: base.Cell, params, reset_carry, batch_shape: tuple,
-                      xs, resets, name: str = "reset_carry") -> None:
+                      xs, name: str = "reset_carry") -> None:
   """``reset_carry`` is a carry of ``cell`` whose fields broadcast to the
-  layer's carry (batched, or one carry for every row), and is given only with
-  ``resets``."""
+  layer's carry (batched, or one carry for every row)."""
   if reset_carry is None:
     return
-  if resets is None:
-    raise ValueError(f"{name}: given without resets; it is the carry a segment "
-                     "begins from at a reset (pass resets=...)")
   spatial = tuple(xs.shape[len(xs.shape) - cell.feature_axes():-1])
   want = batch_shape + spatial
   leading = jax.tree.leaves(reset_carry)[0].shape[:-1] if jax.tree.leaves(reset_carry) else ()
@@ -186,19 +189,19 @@ def check_reset_carry(cell: base.Cell, params, reset_carry, batch_shape: tuple,
 
 # ------------------------------------------------------- the one front-end
 def check_layer_inputs(layer, params, xs, carry, reset_carry, batch_shape: tuple,
-                       resets, *, params_name: str = "params",
+                       *, params_name: str = "params",
                        carry_name: str = "initial_carry", xs_name: str = "xs"):
   """Checks a layer's params, inputs, initial carry and reset target (a
   composite layer checks each of its own layers through this); returns the
   reset target with lists as arrays."""
   if not isinstance(layer, base.Cell):
     return layer.check_inputs(params, xs, carry, batch_shape, reset_carry=reset_carry,
-                              resets=resets, params_name=params_name,
+                              params_name=params_name,
                               carry_name=carry_name, xs_name=xs_name)
   check_cell_inputs(layer, params, xs, carry, batch_shape, params_name=params_name,
                     carry_name=carry_name, xs_name=xs_name)
   reset_carry = base.as_carry(reset_carry, carry_name.replace("initial_carry", "reset_carry"))
-  check_reset_carry(layer, params, reset_carry, batch_shape, xs, resets,
+  check_reset_carry(layer, params, reset_carry, batch_shape, xs,
                     carry_name.replace("initial_carry", "reset_carry"))
   return reset_carry
 
@@ -237,8 +240,9 @@ def apply(layer, params, xs, *, initial_carry=None, seq_lengths=None, mask=None,
   xs, initial_carry, seq_lengths, mask, resets = as_arrays(
       xs, initial_carry, seq_lengths, mask, resets)
   batch_shape, T = check_sequence(xs, time_major, layer.feature_axes())
+  check_resets_given(resets, reset_carry)
   reset_carry = check_layer_inputs(layer, params, xs, initial_carry, reset_carry,
-                                   batch_shape, resets)
+                                   batch_shape)
   check_lengths_and_mask(seq_lengths, mask, batch_shape, T, time_major, resets)
   dropout, key = check_regularisers(layer, dropout, key, bool(deterministic))
   with explain_forward_mode():
@@ -375,8 +379,9 @@ def which_engine(cell: base.Cell, params: Any, xs: Array, *,
   batch_shape, T = check_sequence(xs, time_major, cell.feature_axes())
   check_cell_inputs(cell, params, xs, initial_carry, batch_shape)
   check_lengths_and_mask(seq_lengths, mask, batch_shape, T, time_major, resets)
+  check_resets_given(resets, reset_carry)
   check_reset_carry(cell, params, base.as_carry(reset_carry, "reset_carry"),
-                    batch_shape, xs, resets)
+                    batch_shape, xs)
   dropout_lib.check(dropout, jax.random.key(0), True, (cell,))
   xs = jax.eval_shape(lambda x: to_time_major(x, time_major, cell.feature_axes()),
                       jax.ShapeDtypeStruct(xs.shape, xs.dtype))
