@@ -205,3 +205,43 @@ def test_flax_and_torch_layers_take_resets():
   np.testing.assert_allclose(out[b, s:e], torch_rnn(tparams, xs[b:b + 1, s:e])[0][0],
                              rtol=1e-5, atol=1e-6)
   assert not np.allclose(out, torch_rnn(tparams, xs)[0])
+
+
+@pytest.mark.parametrize("name, impl", [("lstm", "auto"), ("gru_after", "xla"),
+                                        ("gru_before", "autodiff"), ("min_gru", "auto"),
+                                        ("lru", "auto")])
+def test_rollout_of_one_step_calls_equals_one_call(name, impl):
+  """A recurrent-PPO rollout: one-step calls (T=1) inside a jitted lax.scan,
+  each from the carry the last one stored, with the episode-start flag as
+  resets, equal one call over the whole rollout from the rollout's first
+  stored carry (the replay), outputs, final carry and gradients; and a reset
+  step starts from zeros, whatever the stored carry."""
+  cell = ALL_CELLS[name]
+  params, xs, carry = case(cell)
+  starts = jnp.asarray(RESETS)
+
+  def rollout(p, c0):
+    def one(c, inputs):
+      x_t, start_t = inputs
+      c, y = jaxrnn.scan(cell, p, x_t[:, None], initial_carry=c,
+                         resets=start_t[:, None], impl=impl)
+      return c, y[:, 0]
+    c, ys = jax.lax.scan(one, c0, (jnp.swapaxes(xs, 0, 1), starts.T))
+    return c, jnp.swapaxes(ys, 0, 1)
+
+  def replay(p, c0):
+    return jaxrnn.scan(cell, p, xs, initial_carry=c0, resets=starts, impl=impl)
+
+  loss = lambda out: jnp.sum(jnp.sin(3 * out[1])) + sum(
+      jnp.sum(l ** 2) for l in jax.tree.leaves(out[0]))
+  got = jax.jit(lambda p, c: (rollout(p, c), jax.grad(lambda p, c: loss(rollout(p, c)),
+                                                       argnums=(0, 1))(p, c)))(params, carry)
+  want = jax.jit(lambda p, c: (replay(p, c), jax.grad(lambda p, c: loss(replay(p, c)),
+                                                      argnums=(0, 1))(p, c)))(params, carry)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10),
+               got, want)
+  # one step with an episode start, from a stored non-zero carry: a fresh start
+  _, y_reset = jaxrnn.scan(cell, params, xs[:, :1], initial_carry=carry,
+                           resets=np.ones((B, 1), bool), impl=impl)
+  _, y_fresh = jaxrnn.scan(cell, params, xs[:, :1], impl=impl)
+  np.testing.assert_allclose(y_reset, y_fresh, rtol=1e-12, atol=1e-12)
