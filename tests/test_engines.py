@@ -168,7 +168,8 @@ def test_user_cell_on_every_layer_equals_its_own_step(name):
   loss = lambda out: jnp.sum(jnp.sin(out[1])) + sum(jnp.sum(c ** 2) for c in out[0])
   want = loop(cell, params, xs, carry)
   want_grad = jax.grad(lambda p: loss(loop(cell, p, xs, carry)))(params)
-  for impl in ("auto", "xla", "autodiff"):
+  # "xla" runs what "auto" runs here: a subclass has no native kernel.
+  for impl in ("auto", "autodiff"):
     run = lambda p: jaxrnn.scan(cell, p, xs, initial_carry=carry, impl=impl)
     close(run(params), want)
     close(jax.grad(lambda p: loss(run(p)))(params), want_grad)
