@@ -105,6 +105,23 @@ class DampedMinGRU(jaxrnn.MinGRUCell):
     return 0.5 * a, b
 
 
+@dataclasses.dataclass(frozen=True)
+class CalledLSTM(jaxrnn.LSTMCell):
+  """Overrides the whole step call."""
+
+  def __call__(self, params, carry, x):
+    carry, y = super().__call__(params, carry, x)
+    return carry, 2 * y
+
+
+@dataclasses.dataclass(frozen=True)
+class SquashedGRU(jaxrnn.GRUCell):
+  """A preactivation that is not affine in ``hw``."""
+
+  def preactivation(self, params, xp, hw):
+    return super().preactivation(params, xp, jnp.tanh(hw))
+
+
 USER_CELLS = {
     "lstm.recurrence": DoubledLSTM(),
     "lstm.input_projection": ShiftedInputLSTM(),
@@ -118,6 +135,8 @@ USER_CELLS = {
     "min_gru.recurrence": DoubledMinGRU(),
     "min_gru.input_projection": ShiftedInputMinGRU(),
     "min_gru_log.coefficients": DampedMinGRU(log_space=True),
+    "lstm.__call__": CalledLSTM(),
+    "gru.preactivation": SquashedGRU(),
 }
 
 
@@ -148,6 +167,8 @@ def test_declarations_follow_overrides():
   assert DoubledMinGRU().step_form() == "opaque"
   assert DampedMinGRU(log_space=True).step_form() == "linear"
   assert not DampedMinGRU(log_space=True).in_log_space()
+  assert CalledLSTM().step_form() == "opaque" and CalledLSTM().native_variant() is None
+  assert SquashedGRU().step_form() == "opaque"
 
 
 @pytest.mark.parametrize("name", list(USER_CELLS))
@@ -272,6 +293,23 @@ def test_a_transposed_weight_is_named():
   params = cell.init(jax.random.key(0), 4, 8)
   with pytest.raises(ValueError, match=r"params\.w_h: expected shape \(8, 32\).*got \(32, 8\)"):
     jaxrnn.scan(cell, params._replace(w_h=params.w_h.T), jnp.ones((2, 5, 4)))
+
+
+@pytest.mark.parametrize("cell", [jaxrnn.LRUCell(), jaxrnn.RGLRUCell()])
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_zoneout_output_of_a_linear_cell_is_engine_independent(cell, deterministic):
+  """A read-out cell's zoned output: the linear engine and the step rules
+  (a subclass that runs on autodiff) read it out of the zoned state."""
+  @dataclasses.dataclass(frozen=True)
+  class Stepped(type(cell)):
+    def recurrence(self, params, carry, x, *a, **k):
+      return super().recurrence(params, carry, x, *a, **k)
+  params = cell.init(jax.random.key(0), 4, 4, dtype=jnp.float64)
+  xs = jax.random.normal(jax.random.key(1), (2, 6, 4), jnp.float64)
+  kwargs = dict(dropout=jaxrnn.RecurrentDropout(zoneout=0.4), key=jax.random.key(2),
+                deterministic=deterministic)
+  assert jaxrnn.which_engine(Stepped(), params, xs, **kwargs)[0] == "autodiff"
+  close(jaxrnn.scan(cell, params, xs, **kwargs), jaxrnn.scan(Stepped(), params, xs, **kwargs))
 
 
 def test_slstm_zoneout_holds_its_stabilised_state_together():

@@ -12,7 +12,7 @@ import jaxrnn
 from cases import CELLS, init_params
 from compare import TOL, assert_close, run_and_grad, setup
 
-FUSED = [name for name, (cell, _) in CELLS.items() if cell.splits_step()]
+FUSED = [name for name, (cell, _) in CELLS.items() if cell.step_form() == "split"]
 
 
 def test_which_cells_split_their_step():

@@ -26,7 +26,7 @@ def test_mgu_matches_numpy_and_gradients(reset_after):
   np.testing.assert_array_equal(y, got)
   check_grads(lambda p, c, x: cell(p, c, x), (params, jaxrnn.RNNState(h[0]), x[0]),
               order=1, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6)
-  assert cell.splits_step() == reset_after
+  assert (cell.step_form() == "split") == reset_after
 
 
 def test_mgu_reset_before_has_no_flax_form():

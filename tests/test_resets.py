@@ -245,3 +245,49 @@ def test_rollout_of_one_step_calls_equals_one_call(name, impl):
                            resets=np.ones((B, 1), bool), impl=impl)
   _, y_fresh = jaxrnn.scan(cell, params, xs[:, :1], impl=impl)
   np.testing.assert_allclose(y_reset, y_fresh, rtol=1e-12, atol=1e-12)
+
+
+def test_reset_carry_on_every_layer():
+  """Bidirectional (a pair), Stacked (one per layer), linen, nnx and TorchRNN
+  (reset_hx) reset to the target given, one unbatched carry for every row
+  included: each equals its scan of the same cell(s) with that target."""
+  from flax import nnx
+  from jaxrnn import interop
+  from jaxrnn import linen as jrl
+  from jaxrnn import nnx as jrn
+  cell = jaxrnn.GRUCell()
+  xs = jax.random.normal(jax.random.key(4), (B, T, H), jnp.float64)
+  target = jaxrnn.RNNState(0.3 + jnp.arange(H, dtype=jnp.float64) / 10)  # every row
+  batched = jaxrnn.RNNState(jnp.broadcast_to(target.h, (B, H)))
+  params = cell.init(jax.random.key(5), H, H, dtype=jnp.float64)
+  want = jaxrnn.scan(cell, params, xs, resets=RESETS, reset_carry=batched)
+  np.testing.assert_allclose(
+      jaxrnn.scan(cell, params, xs, resets=RESETS, reset_carry=target)[1], want[1])
+  assert not np.allclose(want[1], jaxrnn.scan(cell, params, xs, resets=RESETS)[1])
+  bi = jaxrnn.Bidirectional(cell)
+  bp = jaxrnn.BidirectionalParams(params, params)
+  _, ys = bi(bp, xs, resets=RESETS, reset_carry=(target, target))
+  back = jaxrnn.scan(cell, params, xs, resets=RESETS, reset_carry=target, reverse=True)[1]
+  np.testing.assert_allclose(ys, jnp.concatenate([want[1], back], -1))
+  stack = jaxrnn.Stacked((cell, cell))
+  (_, c2), ys = stack((params, params), xs, resets=RESETS, reset_carry=(target, target))
+  c, y = jaxrnn.scan(cell, params, want[1], resets=RESETS, reset_carry=target)
+  np.testing.assert_allclose(ys, y)
+  np.testing.assert_allclose(c2.h, c.h)
+  module = jrl.RNN(cell, H, param_dtype=jnp.float64)
+  np.testing.assert_allclose(module.apply(jrl.from_functional(params), xs, resets=RESETS,
+                                          reset_carry=target)[1], want[1])
+  layer = jrn.RNN(cell, H, H, rngs=nnx.Rngs(0), param_dtype=jnp.float64)
+  jrn.load_functional(layer, params)
+  np.testing.assert_allclose(layer(xs, resets=RESETS, reset_carry=target)[1], want[1])
+  torch_rnn = interop.TorchRNN("GRU", H, H, batch_first=True)
+  tparams = torch_rnn.init(jax.random.key(6), dtype=jnp.float64)
+  hx = jnp.broadcast_to(target.h, (1, B, H))
+  out, _ = torch_rnn(tparams, xs, resets=RESETS, reset_hx=hx)
+  np.testing.assert_allclose(out, jaxrnn.scan(cell, tparams[0], xs, resets=RESETS,
+                                              reset_carry=batched)[1])
+  with pytest.raises(ValueError, match="reset_carry: given without resets"):
+    jaxrnn.scan(cell, params, xs, reset_carry=target)
+  with pytest.raises(ValueError, match="reset_carry"):
+    jaxrnn.scan(cell, params, xs, resets=RESETS,
+                reset_carry=jaxrnn.RNNState(jnp.zeros((3, H))))

@@ -48,12 +48,12 @@ def every_engine_equals_the_step_loop():
     params = cell.init(jax.random.key(0), 3, 4, dtype=jnp.float64)
     xs = jax.random.normal(jax.random.key(1), (2, 6, 3), jnp.float64)
     want = loop(cell, params, xs, cell.initial_carry(params, (2,)))
+    want_grad = jax.grad(
+        lambda p: loop(cell, p, xs, cell.initial_carry(p, (2,)))[1].sum())(params)
     for impl in impls:
       close(jaxrnn.scan(cell, params, xs, impl=impl), want)
-    grad = lambda impl: jax.grad(
-        lambda p: jaxrnn.scan(cell, p, xs, impl=impl)[1].sum())(params)
-    close(grad(impls[0]), jax.grad(
-        lambda p: loop(cell, p, xs, cell.initial_carry(p, (2,)))[1].sum())(params))
+      close(jax.grad(lambda p: jaxrnn.scan(cell, p, xs, impl=impl)[1].sum())(params),
+            want_grad)
   assert jaxrnn.native_available(), jaxrnn.native_status()
 
 
@@ -67,7 +67,9 @@ def default_engine_vmap_and_jvp():
   f = jax.jit(lambda x: run(x).sum())
   f(xs[0])
   with jaxrnn.default_engine("autodiff"):
-    jax.jvp(f, (xs[0],), (xs[0],))
+    got = jax.jvp(f, (xs[0],), (xs[0],))
+  carry = cell.initial_carry(params, (2,))
+  close(got, jax.jvp(lambda x: loop(cell, params, x, carry)[1].sum(), (xs[0],), (xs[0],)))
 
 
 @check

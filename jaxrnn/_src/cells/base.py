@@ -139,12 +139,16 @@ def check_sizes(input_size: int, hidden_size: int) -> None:
       raise ValueError(f"{name}: expected a positive int, got {value!r}")
 
 
-# What each declared fast path does not call: a subclass that overrides one of
-# these loses the path (Cell.__init_subclass__). The fused engine calls
-# input_weights, preactivation and pointwise; the linear engine coefficients,
-# log_coefficients, readout, state and to_carry; the native kernel none.
+# What each declared fast path does not call, or calls in a way only the
+# declaring class can vouch for: a subclass that overrides one of these loses
+# the path (Cell.__init_subclass__). The fused engine calls input_weights,
+# preactivation and pointwise; the linear engine coefficients,
+# log_coefficients, readout, state and to_carry; the native kernel only
+# input_weights, for the weights it is given.
 BYPASSED = {
-    "split": ("__call__", "input_projection", "recurrence"),
+    # preactivation: the fused backward transposes it as an affine map, so
+    # only a class that declares form "split" itself vouches for one.
+    "split": ("__call__", "input_projection", "recurrence", "preactivation"),
     "linear": ("__call__", "input_projection", "recurrence"),
     "native_kernel": ("__call__", "input_projection", "input_weights", "recurrence",
                       "preactivation", "pointwise", "carry_sizes", "initial_carry"),
@@ -265,11 +269,6 @@ class Cell(abc.ABC):
     ``native_kernel``, refined by an option such as an activation), or
     ``None``."""
     return self.native_kernel
-
-  def splits_step(self) -> bool:
-    """Whether :meth:`recurrence` is ``h W_h``, :meth:`preactivation`, then
-    :meth:`pointwise`, which lets the XLA engine use its fused backward."""
-    return self.step_form() == "split"
 
   def zoneout_groups(self) -> tuple:
     """Carry fields that zoneout holds or updates together, one mask per

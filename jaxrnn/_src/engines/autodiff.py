@@ -21,7 +21,9 @@ class Autodiff(protocol.Engine):
   impls = ("auto", "xla", "autodiff")
 
   def supports(self, cell, spec) -> Optional[str]:
-    del cell, spec
+    if overrides_call(cell) and spec.recurrent_dropout:
+      return (f"{type(cell).__name__} overrides __call__, which takes no "
+              "recurrent dropout mask")
     return None
 
   def describe(self, cell, spec) -> str:
@@ -31,6 +33,13 @@ class Autodiff(protocol.Engine):
             f"(form {cell.step_form()!r})")
 
   def run(self, cell, params, carry, steps, reset_to, options):
+    if overrides_call(cell):  # the user's own step, on the raw inputs
+      def own_step(c, x_t):
+        new, y = cell(params, c, x_t)
+        return new, y, None
+      carry, (ys, _) = steps_lib.scan_steps(own_step, carry, steps, reset_to,
+                                            options, output=output_rule(cell, params))
+      return carry, ys
     xs = steps.xs
     if options.hoist:
       xs = cell.input_projection(params, xs)
@@ -46,5 +55,21 @@ class Autodiff(protocol.Engine):
       return new, y, None
 
     carry, (ys, _) = steps_lib.scan_steps(step, carry, steps._replace(xs=xs),
-                                          reset_to, options)
+                                          reset_to, options,
+                                          output=output_rule(cell, params))
     return carry, ys
+
+
+def overrides_call(cell) -> bool:
+  """Whether the cell's class defines its own step call (``__call__``)."""
+  return type(cell).__call__ is not base.Cell.__call__
+
+
+def output_rule(cell, params):
+  """The output of a zoned-out carry, for the step rules: a linear
+  recurrence reads it out of the zoned state (as the linear engine does);
+  other cells output the zoned ``h`` where the output is ``h``."""
+  readout = getattr(cell, "readout", None)
+  if readout is None or not hasattr(cell, "state"):
+    return None
+  return lambda c, x, y: readout(params, cell.state(c), x).astype(y.dtype)

@@ -67,7 +67,7 @@ class Linear(protocol.Engine):
 
 def run(cell: LinearRecurrentCell, params, carry, steps: protocol.Steps, reset_to,
         options: protocol.Options):
-  """``(final_carry, ys)`` over time-major ``xs``, as ``scan.run_cell``.
+  """``(final_carry, ys)`` over time-major ``steps``, as ``registry.run_cell``.
 
   A reset step (``resets``, in the scan's order) starts from ``reset_to``:
   ``(a, b) -> (0, a h_0 + b)``, held as such on an invalid step. Zoneout

@@ -13,8 +13,9 @@ An engine is a small object (:class:`Engine`):
 - ``supports(cell, spec)``: ``None`` if it can run this, else the reason;
 - ``run(cell, params, carry, steps, reset_to, options)``: ``(carry, ys)``.
 
-It reads the cell's *declared* structure (``cell.step_form()``,
-``cell.native_variant()``), never which methods exist. A new engine is one
+An engine chooses by the cell's *declared* structure (``cell.step_form()``,
+``cell.native_variant()``), never by which methods exist; what a declaration
+vouches for is kept honest by :meth:`jaxrnn.Cell.__init_subclass__`. A new engine is one
 module and one line in :mod:`.registry`.
 
 The rules of a step (reset before the step, cast to the carry's dtype,

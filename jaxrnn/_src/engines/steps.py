@@ -20,7 +20,7 @@ against this one.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -62,10 +62,12 @@ def hold_invalid(valid_t, new, old, y):
 
 
 def scan_steps(step: Callable, carry, steps: protocol.Steps, reset_to,
-               options: protocol.Options):
+               options: protocol.Options, output: Optional[Callable] = None):
   """``lax.scan`` of ``step(carry, x_t) -> (carry', y, saved)`` under the
   rules; returns ``(final_carry, (ys, saved))``, where ``saved`` is what the
-  step chose to keep of each step (``None`` for nothing)."""
+  step chose to keep of each step (``None`` for nothing). ``output(carry,
+  x_t, y)`` gives the output of a zoned-out carry (rule 4); by default the
+  zoned ``h`` where the output is ``h``."""
 
   def body(c, inputs):
     x_t, valid_t, reset_t, zone_t = inputs
@@ -74,7 +76,9 @@ def scan_steps(step: Callable, carry, steps: protocol.Steps, reset_to,
     new = cast_like(new, c)
     if options.zone_rate:
       new = zone_out(new, c, zone_t, options.zone_rate)
-      if hasattr(new, "h") and y.shape == new.h.shape:  # the output is h
+      if output is not None:
+        y = output(new, x_t, y)
+      elif hasattr(new, "h") and y.shape == new.h.shape:  # the output is h
         y = new.h.astype(y.dtype)
     new, y = hold_invalid(valid_t, new, c, y)
     return new, (y, saved)

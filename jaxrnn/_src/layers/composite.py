@@ -159,14 +159,14 @@ class Bidirectional:
     carry_fwd, carry_bwd = (None, None) if carry is None else carry
     reset_fwd, reset_bwd = (None, None) if reset_carry is None else reset_carry
     keys = (None, None) if key is None else tuple(jax.random.split(key))
-    carry_fwd, y_fwd = scan_lib.run_cell(self.forward, params.forward, xs,
-                                         carry_fwd, valid, reverse=False,
-                                         key=keys[0], reset_carry=reset_fwd,
-                                         **options)
-    carry_bwd, y_bwd = scan_lib.run_cell(self.backward, params.backward, xs,
-                                         carry_bwd, valid, reverse=True,
-                                         key=keys[1], reset_carry=reset_bwd,
-                                         **options)
+    carry_fwd, y_fwd = scan_lib.run_layer(self.forward, params.forward, xs,
+                                          carry_fwd, valid, reverse=False,
+                                          key=keys[0], reset_carry=reset_fwd,
+                                          **options)
+    carry_bwd, y_bwd = scan_lib.run_layer(self.backward, params.backward, xs,
+                                          carry_bwd, valid, reverse=True,
+                                          key=keys[1], reset_carry=reset_bwd,
+                                          **options)
     merge = _MERGES.get(self.merge, self.merge)
     return (carry_fwd, carry_bwd), merge(y_fwd, y_bwd)
 

@@ -43,7 +43,6 @@ default_engine = registry.default_engine
 resolve_impl = registry.resolve_impl
 check_impl = registry.check_impl
 explain_forward_mode = registry.explain_forward_mode
-run_cell = registry.run_cell
 
 
 def to_time_major_flags(flags: Optional[Array], time_major: bool) -> Optional[Array]:
