@@ -21,17 +21,20 @@ def _jaxlib_include() -> str:
   return os.path.join(list(spec.submodule_search_locations)[0], "include")
 
 
-_FLAGS = ["-std=c++17", "-O3", "-fno-trapping-math", "-fvisibility=hidden"]
+# -ffp-contract=fast: the micro-kernel's multiply-adds become FMAs (as XLA's).
+_FLAGS = ["-std=c++17", "-O3", "-fno-trapping-math", "-ffp-contract=fast",
+          "-fvisibility=hidden", "-pthread", "-Wno-psabi"]
 
 setup(ext_modules=[
     Extension(
         "jaxrnn._native._kernels",
         sources=["jaxrnn/_native/kernels.cc", "jaxrnn/_native/module.cc"],
         depends=[f"jaxrnn/_native/{name}.h" for name in (
-            "activations", "blas", "cells", "columns", "common", "profile", "rows",
-            "workspace")],
+            "activations", "cells", "common", "microkernel", "persistent",
+            "pool", "profile", "workspace")],
         include_dirs=[_jaxlib_include()],
         extra_compile_args=_FLAGS if sys.platform != "win32" else ["/std:c++17", "/O2"],
+        extra_link_args=["-pthread"] if sys.platform != "win32" else [],
         language="c++",
         optional=True,
     ),

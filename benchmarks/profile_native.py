@@ -33,7 +33,7 @@ from jaxrnn import _native
 CELLS = {"lstm": jaxrnn.LSTMCell(), "gru": jaxrnn.GRUCell(), "rnn": jaxrnn.SimpleRNNCell(),
          "gru_before": jaxrnn.GRUCell(reset_after=False), "cifg": jaxrnn.CIFGLSTMCell(),
          "peephole": jaxrnn.PeepholeLSTMCell()}
-PHASES = ("projection", "recurrent", "gate_math", "carries", "weights")
+PHASES = ("pack", "recurrent", "gate_math", "barrier", "carries", "weights")
 
 
 def profile(cell, B, T, I, H, runs):

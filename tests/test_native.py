@@ -3,6 +3,7 @@
 Python loops and test_cells.py against NumPy and PyTorch)."""
 
 import functools
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -30,36 +31,71 @@ def test_every_fused_cell_but_lstmp_has_a_kernel():
   assert sorted(NATIVE) == sorted(set(CELLS) - {"lstmp"})
 
 
-# The kernels lay a batch out batch-major below 16 rows and batch-minor from
-# 16 rows up (kernels.cc, kColumnsMinBatch): both layouts are tested.
-LAYOUTS = {"rows": 3, "columns": 17}
+# The kernels split the hidden units among threads in whole panels of two
+# vectors (16 float64 or 32 float32 units with AVX-512): H=37 gives a float64
+# call three panels, the last one short, and a float32 call two. Each thread
+# count runs forced (every call, however small), and each (masked, reverse,
+# dtype) combination meets every cell: float64 masked and unmasked in
+# opposite directions, float32 (the kernels' own vectorised activations)
+# masked in both.
+COMBINATIONS = [(False, False, jnp.float64), (True, True, jnp.float64),
+                (True, False, jnp.float32), (True, True, jnp.float32)]
+SHAPES = {1: (3, 5), 2: (1, 37), 3: (3, 37)}  # threads: (B, H)
 
 
-# Per layout, three (masked, reverse, dtype) combinations, so that each value
-# of each option meets every cell in both layouts: float64 masked and
-# unmasked in opposite directions, and float32 (the kernels' own vectorised
-# activations) masked, forward in one layout and reversed in the other.
-COMBINATIONS = {"rows": [(False, False, jnp.float64), (True, True, jnp.float64),
-                         (True, False, jnp.float32)],
-                "columns": [(True, False, jnp.float64), (False, True, jnp.float64),
-                            (True, True, jnp.float32)]}
-CASES = [(layout, *combination) for layout, combinations in COMBINATIONS.items()
-         for combination in combinations]
+@pytest.fixture
+def threads(request):
+  """Runs the test with `request.param` kernel threads on every call."""
+  before = _native.set_threads(request.param, always=True)
+  yield request.param
+  _native.set_threads(0)
+  assert before >= 1
 
 
-@pytest.mark.parametrize("layout, masked, reverse, dtype", CASES)
+@pytest.mark.parametrize("threads", sorted(SHAPES), indirect=True)
+@pytest.mark.parametrize("masked, reverse, dtype", COMBINATIONS)
 @pytest.mark.parametrize("name", NATIVE)
-def test_native_equals_autodiff(name, layout, masked, reverse, dtype):
+def test_native_equals_autodiff(name, masked, reverse, dtype, threads):
   """Outputs, final carries and gradients of every param, input and initial
-  carry, with and without a mask, in both directions, in both layouts."""
+  carry, with and without a mask, in both directions, on 1 to 3 threads."""
   cell, _ = CELLS[name]
-  params, xs, carry, valid = setup(cell, (LAYOUTS[layout],), T=9, dtype=dtype)
+  B, H = SHAPES[threads]
+  params, xs, carry, valid = setup(cell, (B,), T=9, H=H, dtype=dtype)
   if name == "rnn_relu":  # keep units active so that the gradient is not all 0
     params = params._replace(b_i=params.b_i + 0.5)
   v = valid if masked else None
   got = run_and_grad(cell, "native", reverse)(params, xs, carry, v)
   want = run_and_grad(cell, "autodiff", reverse)(params, xs, carry, v)
   assert_close(got, want, dtype)
+
+
+def test_concurrent_calls_from_python_threads():
+  """Four Python threads call native layers at once, again and again: the
+  pool serves one call, the others run on their callers' threads, and every
+  result equals the one computed alone (to rounding: the split of the
+  weight gradients' rows among threads changes their order of summation)."""
+  cell = jaxrnn.GRUCell()
+  params, xs, carry, valid = setup(cell, (8,), T=64, I=16, H=64, dtype=jnp.float32)
+  fns = [run_and_grad(cell, "native", reverse) for reverse in (False, True)]
+  inputs = [(params, xs * (1 + 0.1 * i), carry, valid) for i in range(4)]
+  want = [fns[i % 2](*inputs[i]) for i in range(4)]
+  errors = []
+
+  def work(i):
+    try:
+      for _ in range(10):
+        got = fns[i % 2](*inputs[i])
+        jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6),
+                     got, want[i])
+    except Exception as e:  # pylint: disable=broad-except
+      errors.append(e)
+
+  pool = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+  for t in pool:
+    t.start()
+  for t in pool:
+    t.join()
+  assert not errors, errors[0]
 
 
 @pytest.mark.parametrize("batch_shape", [(), (1,), (2, 3), (4, 5)])
@@ -71,7 +107,7 @@ def test_any_batch_shape(batch_shape):
   assert_close(got, want, jnp.float64)
 
 
-# both layouts (batch 2 and 16) and both directions for each cell
+# both directions and two batch sizes for each cell
 @pytest.mark.parametrize("batch, reverse", [(2, False), (16, True)])
 @pytest.mark.parametrize("name", ["lstm", "gru_after", "rnn_tanh"])
 def test_remat_on_native(name, reverse, batch):
@@ -185,7 +221,7 @@ def test_profile_counts_the_phases():
   _native.profile(True)
   jax.block_until_ready(grad(params))
   phases = _native.profile(False)
-  assert set(phases) == {"projection", "recurrent", "gate_math", "carries", "weights"}
+  assert set(phases) == {"pack", "recurrent", "gate_math", "barrier", "carries", "weights"}
   assert all(seconds > 0 for seconds in phases.values()), phases
   jax.block_until_ready(grad(params))  # off: nothing is counted
   assert all(seconds == 0 for seconds in _native.profile(False).values())

@@ -3,13 +3,17 @@ behind ``jax.ffi``.
 
 ``_kernels`` (``kernels.cc``, ``module.cc``) is built by ``pip install`` when
 a C++ compiler is there. It holds two XLA FFI handlers, a forward and a
-backward, that serve the kernels named in :data:`KINDS`. Each step's matmul
-goes to the BLAS that scipy ships, found at import as jaxlib finds LAPACK
-(``scipy.linalg.cython_blas``), so nothing links against a BLAS at build time.
+backward, that serve the kernels named in :data:`KINDS`. Both are
+persistent, weight-stationary loops (``persistent.h``): the threads of the
+kernels' own pool (``pool.h``; :func:`set_threads`) each own a slice of the
+hidden units and keep their packed weights in cache for the whole call, and
+meet once per step at a spin barrier. The products are the kernels' own
+register-blocked micro-kernel (``microkernel.h``), compiled for AVX-512,
+AVX2 and the baseline and chosen at load (:func:`instruction_set`); no BLAS.
 
 :func:`run_layer` wraps the two handlers in a ``jax.custom_vjp``: the forward
 saves each step's activated gates, and the backward is cuDNN's scheme (one
-GEMM per step in the loop; dW_h, dW_i, the biases and dX as single GEMMs over
+product per step in the loop; dW_h, dW_i, the biases and dX as products over
 all steps after it). Each handler call is a citizen of the XLA program:
 
 - **Sharding** (``custom_partitioning``): under ``jit`` with the batch axis of
@@ -23,6 +27,8 @@ all steps after it). Each handler call is a citizen of the XLA program:
 - **Memory**: outputs and saved activations are XLA buffers. The kernels'
   scratch (``workspace.h``) is kept per thread between calls up to 256 MiB a
   slot and freed above that.
+- **Threads**: a call that finds the pool busy (two XLA ops calling the
+  kernels at once) runs on its caller's thread alone.
 
 Forward-mode autodiff (``jvp``) is not defined: use ``impl="autodiff"``.
 If the extension is missing, cannot load or cannot register, :func:`status`
@@ -56,17 +62,11 @@ _INT_MAX = 2 ** 31 - 1
 
 
 def _load():
-  """Imports the extension, hands it scipy's GEMMs, registers the targets."""
+  """Imports the extension and registers its targets."""
   try:
     from jaxrnn._native import _kernels  # pylint: disable=import-outside-toplevel
   except ImportError as e:
     return False, f"the native extension is not built or cannot load ({e})"
-  try:
-    from scipy.linalg import cython_blas  # pylint: disable=import-outside-toplevel
-    capi = cython_blas.__pyx_capi__
-    _kernels.set_gemm(capi["sgemm"], capi["dgemm"])
-  except (ImportError, KeyError, TypeError) as e:
-    return False, f"no BLAS from scipy.linalg.cython_blas ({e})"
   try:
     handlers = _kernels.handlers()
     jax.ffi.register_ffi_target(_FORWARD, handlers["forward"], platform="cpu")
@@ -93,22 +93,45 @@ def status() -> str:
   return _loaded()[1]
 
 
-def profile(on: bool) -> dict:
-  """Seconds the kernels spent per phase since the last call, summed over
-  calls and threads (``projection``, ``recurrent``, ``gate_math``,
-  ``carries``, ``weights``; see ``profile.h``); then switches timing on or
-  off. For benchmarks/profile_native.py."""
+def _extension():
   if not available():
     raise RuntimeError(f"jaxrnn's native kernels are not available: {status()}")
   from jaxrnn._native import _kernels  # pylint: disable=import-outside-toplevel
-  return _kernels.profile(bool(on))
+  return _kernels
+
+
+def profile(on: bool) -> dict:
+  """Seconds the kernels spent per phase since the last call, summed over
+  calls, as worker 0 of each call saw them (``pack``, ``recurrent``,
+  ``gate_math``, ``barrier``, ``carries``, ``weights``; see ``profile.h``);
+  then switches timing on or off. For benchmarks/profile_native.py."""
+  return _extension().profile(bool(on))
+
+
+def set_threads(n: int, *, always: bool = False) -> int:
+  """Sets the threads one kernel call may use from now on and returns the
+  previous number. ``n <= 0`` restores the default: ``JAXRNN_NUM_THREADS``
+  if set, else the cores this process may run on. A call uses fewer when
+  its work is too small to pay for them (``kernels.cc``, ``workers``),
+  unless ``always`` (for tests: every call then runs ``n`` workers, one
+  panel of units at least each)."""
+  if not isinstance(n, int) or isinstance(n, bool):
+    raise TypeError(f"set_threads: n must be an int, got {type(n).__name__}")
+  return _extension().threads(n, bool(always))
+
+
+def instruction_set() -> str:
+  """The instruction set the kernels chose at load: ``avx512``, ``avx2`` or
+  ``baseline``."""
+  return _extension().isa()
 
 
 def too_large(input_size: int, width: int) -> Optional[str]:
-  """Why the kernels cannot take these layer widths (BLAS takes ``int``
-  sizes; row counts are split in ``blas.h``), or ``None``."""
+  """Why the kernels cannot take these layer widths, or ``None``. Their
+  products index in 64 bits; widths stay below 2^31 so that a packed panel's
+  offsets stay in range."""
   if max(input_size, width) > _INT_MAX:
-    return f"its BLAS takes widths below 2^31, got {max(input_size, width)}"
+    return f"it takes widths below 2^31, got {max(input_size, width)}"
   return None
 
 

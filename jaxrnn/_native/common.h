@@ -1,5 +1,5 @@
-// What the two layouts' drivers (rows.h, columns.h) share: the cell kinds,
-// the arguments of a call, and small helpers.
+// What the kernels share: the cell kinds, the arguments of a call, and small
+// helpers.
 #ifndef JAXRNN_NATIVE_COMMON_H_
 #define JAXRNN_NATIVE_COMMON_H_
 
@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <vector>
 
-#include "blas.h"
 #include "cells.h"
 #include "profile.h"
 #include "workspace.h"
@@ -93,24 +92,18 @@ JAXRNN_INLINE void transpose(int64_t rows, int64_t cols, const T* in,
           out[c * ld_out + r] = in[r * ld_in + c];
 }
 
-// Steps per chunk of the input projection: about 1 MB of projected inputs,
-// so a chunk is still in cache when its steps read it.
-inline int64_t chunk_steps(int64_t T, int64_t B, int64_t GH, size_t elem) {
-  const int64_t per_step = std::max<int64_t>(1, B * GH * static_cast<int64_t>(elem));
-  return std::max<int64_t>(1, std::min<int64_t>(T, (int64_t{1} << 20) / per_step));
-}
-
-// h before each step, (T*B, H) row-major: on an invalid step the carry is
-// held, so it is the output of the last valid step before it in scan order
-// (or h0).
+// h before each step, (T*B, H) row-major, units [lo, hi): on an invalid
+// step the carry is held, so it is the output of the last valid step before
+// it in scan order (or h0).
 template <typename T>
-JAXRNN_INLINE void carries_before(const BackwardArgs<T>& a, T* hprev) {
+JAXRNN_INLINE void carries_before(const BackwardArgs<T>& a, T* hprev, int64_t lo,
+                                  int64_t hi) {
   const int64_t Tn = a.d.T, B = a.d.B, H = a.d.H;
   for (int64_t b = 0; b < B; ++b) {
     const T* cur = a.h0 + b * H;
     for (int64_t s = 0; s < Tn; ++s) {
       const int64_t t = time_index(s, Tn, a.reverse);
-      std::copy(cur, cur + H, hprev + (t * B + b) * H);
+      std::copy(cur + lo, cur + hi, hprev + (t * B + b) * H + lo);
       if (is_valid(a.valid, t, B, b)) cur = a.ys + (t * B + b) * H;
     }
   }
@@ -123,7 +116,7 @@ JAXRNN_INLINE void accumulate(int64_t n, const T* __restrict row,
   for (int64_t j = 0; j < n; ++j) sum[j] += row[j];
 }
 
-// The backward loop's sums, which both layouts fill: the bias cotangents in
+// The backward loop's sums: the bias cotangents in
 // double (db; db_xn, the reset-after GRU's input-side n block) and the
 // peepholes' (dp, (3, H)).
 struct BiasSums {
@@ -134,20 +127,13 @@ struct BiasSums {
         dp(kind == kPeephole ? 3 * H : 0, 0.0) {}
 };
 
-// After either layout's loop: dz (T*B, G*H) row-major holds the h-side
-// pre-activation cotangents (for the reset-after GRU, dxn (T*B, H) the input
-// side's n block), hprev (T*B, H) the carries before each step. The weight
-// gradients and dX are single GEMMs over all T*B rows (cuDNN's scheme).
+// After the backward loop: the bias gradients from the loop's sums, rounded
+// once (b_hn for the reset-after GRU, whose h-side n block is its own).
 template <typename T>
-JAXRNN_INLINE void backward_weights(const BackwardArgs<T>& a, const BiasSums& sums,
-                                    T* hprev, T* dz, const T* dxn) {
-  const int64_t Tn = a.d.T, B = a.d.B, I = a.d.I, H = a.d.H;
-  const int64_t GH = num_gates(a.kind) * H, R = residual_width(a.kind, H);
-  const int64_t TB = Tn * B;
-  const bool after = a.kind == kGruAfter, before = a.kind == kGruBefore;
-  PhaseTimer timer(kWeights);
+JAXRNN_INLINE void bias_gradients(const BackwardArgs<T>& a, const BiasSums& sums) {
+  const int64_t H = a.d.H, GH = num_gates(a.kind) * H;
   for (int64_t g = 0; g < GH; ++g) a.db[g] = static_cast<T>(sums.db[g]);
-  if (after) {  // the h-side n block is b_hn's; b_in's is the input side's
+  if (a.kind == kGruAfter) {  // the h-side n block is b_hn's; b_in's is the input side's
     for (int64_t j = 0; j < H; ++j) {
       a.dextra[j] = a.db[2 * H + j];
       a.db[2 * H + j] = static_cast<T>(sums.db_xn[j]);
@@ -155,25 +141,6 @@ JAXRNN_INLINE void backward_weights(const BackwardArgs<T>& a, const BiasSums& su
   }
   if (a.kind == kPeephole)
     for (int64_t q = 0; q < 3 * H; ++q) a.dextra[q] = static_cast<T>(sums.dp[q]);
-
-  // dW_h = sum_t h_{t-1}^T dz_t
-  if (before) {
-    gemm<T>(true, false, H, 2 * H, TB, T(1), hprev, H, dz, GH, T(0), a.dw_h, GH);
-    for (int64_t t = 0; t < Tn; ++t)  // the n block's input is r h
-      for (int64_t b = 0; b < B; ++b)
-        for (int64_t j = 0; j < H; ++j)
-          hprev[(t * B + b) * H + j] *= a.res[(t * B + b) * R + j];
-    gemm<T>(true, false, H, H, TB, T(1), hprev, H, dz + 2 * H, GH, T(0),
-            a.dw_h + 2 * H, GH);
-  } else {
-    gemm<T>(true, false, H, GH, TB, T(1), hprev, H, dz, GH, T(0), a.dw_h, GH);
-  }
-  if (after)  // the input side's n block takes the h side's place
-    for (int64_t r = 0; r < TB; ++r)
-      std::copy(dxn + r * H, dxn + (r + 1) * H, dz + r * GH + 2 * H);
-  // dW_i = X^T dZ, dX = dZ W_i^T
-  gemm<T>(true, false, I, GH, TB, T(1), a.xs, I, dz, GH, T(0), a.dw_i, GH);
-  gemm<T>(false, true, TB, I, GH, T(1), dz, GH, a.w_i, GH, T(0), a.dxs, I);
 }
 
 }  // namespace jaxrnn

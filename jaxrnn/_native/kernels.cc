@@ -1,12 +1,11 @@
 // Fused recurrent layers for XLA:CPU behind the XLA FFI: one forward and one
 // backward handler serve every cell kind of common.h.
 //
-// Forward: the input projection of a chunk of steps is one GEMM; each step
-// adds h_{t-1} W_h with one GEMM (two for the reset-before GRU) and applies
-// the gate math (cells.h). Backward (cuDNN's scheme): the loop carries only
-// the recurrent cotangent, one GEMM per step (dh_{t-1} = dz_t W_h^T); the
-// weight gradients and dX are single GEMMs after the loop over all T*B rows.
-// rows.h implements both passes; columns.h a forward pass for large batches.
+// Both passes are the persistent, weight-stationary kernels of persistent.h,
+// run by the pool of pool.h: each worker owns a slice of the hidden units
+// and keeps its packed weights for the whole call. The backward pass ends
+// with the weight gradients and dX as single GEMMs over all T*B rows
+// (common.h, BLAS).
 //
 // Arguments: time-major, xs (T, B, I); fused weights w_i (I, G*H), w_h
 // (H, G*H); b (G*H) is the input-side bias with every foldable recurrent bias
@@ -16,17 +15,13 @@
 #include <cstdint>
 #include <string>
 
-#include "columns.h"
 #include "common.h"
-#include "rows.h"
+#include "persistent.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
 
 namespace jaxrnn {
-
-FortranGemm<float>* sgemm_ptr = nullptr;
-FortranGemm<double>* dgemm_ptr = nullptr;
 
 Profile& profile() {
   static Profile p;
@@ -35,41 +30,120 @@ Profile& profile() {
 
 namespace {
 
-// Each dtype's driver is compiled for several instruction sets and the best
-// one the CPU has is picked at load time (GCC function multiversioning), so
-// one build runs everywhere and uses AVX-512 where it exists.
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && \
-    !defined(__clang__)
-#define JAXRNN_MULTIVERSION \
-  __attribute__((target_clones("default", "avx2", "avx512f")))
-#else
-#define JAXRNN_MULTIVERSION
+// ----------------------------------------------------------- dispatch
+// The workers' bodies, compiled once per instruction set with the vector
+// width it has (elements of float, of double); the CPU's best is picked at
+// run time. No -march flag: one build runs on every x86-64, and elsewhere
+// on the baseline (128-bit vectors).
+#define JAXRNN_BODIES(isa, attr, nv32, nv64)                                        \
+  attr void forward_f32_##isa(void* c, int w) {                                    \
+    persistent::forward<float, nv32>(*static_cast<persistent::ForwardCall<float>*>(c), w); \
+  }                                                                                 \
+  attr void forward_f64_##isa(void* c, int w) {                                    \
+    persistent::forward<double, nv64>(*static_cast<persistent::ForwardCall<double>*>(c), w); \
+  }                                                                                 \
+  attr void backward_f32_##isa(void* c, int w) {                                   \
+    persistent::backward<float, nv32>(*static_cast<persistent::BackwardCall<float>*>(c), w); \
+  }                                                                                 \
+  attr void backward_f64_##isa(void* c, int w) {                                   \
+    persistent::backward<double, nv64>(*static_cast<persistent::BackwardCall<double>*>(c), w); \
+  }
+
+struct Isa {
+  const char* name;
+  Pool::Body forward[2], backward[2];  // float, double
+  int vector[2];                       // elements per vector
+};
+
+JAXRNN_BODIES(baseline, , 4, 2)
+#if defined(__x86_64__) && defined(__GNUC__)
+JAXRNN_BODIES(avx2, __attribute__((target("avx2,fma"))), 8, 4)
+JAXRNN_BODIES(avx512, __attribute__((target("avx512f,avx512vl,avx2,fma"))), 16, 8)
 #endif
 
-// A forward pass that saves nothing (inference) runs batch-minor
-// (columns.h) from this batch size up; every other pass runs batch-major
-// (rows.h). Measured interleaved (B=32 T=256 I=128 H=256): the batch-minor
-// forward took 0.65x (LSTM) and 0.73x (GRU) the batch-major one; at B=1 it
-// took 2x. For training it lost: saving its activations in the backward
-// pass's layout made forward+backward 1.10x (LSTM) and 1.17x (GRU) slower.
-constexpr int64_t kColumnsMinBatch = 16;
-
-template <typename T>
-JAXRNN_INLINE void forward_any(const ForwardArgs<T>& a) {
-  const bool save = a.res != nullptr, masked = a.valid != nullptr;
-  if (save) {
-    rows::forward<true>(a);
-  } else if (a.d.B < kColumnsMinBatch) {
-    rows::forward<false>(a);
-  } else {
-    masked ? columns::forward<true>(a) : columns::forward<false>(a);
+#define JAXRNN_ISA(isa, nv32, nv64)                                              \
+  Isa {                                                                          \
+    #isa, {forward_f32_##isa, forward_f64_##isa},                                \
+        {backward_f32_##isa, backward_f64_##isa}, { nv32, nv64 }                \
   }
+
+const Isa& isa() {
+  static const Isa chosen = [] {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
+      return JAXRNN_ISA(avx512, 16, 8);
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+      return JAXRNN_ISA(avx2, 8, 4);
+#endif
+    return JAXRNN_ISA(baseline, 4, 2);
+  }();
+  return chosen;
 }
 
-JAXRNN_MULTIVERSION void forward_f32(const ForwardArgs<float>& a) { forward_any(a); }
-JAXRNN_MULTIVERSION void forward_f64(const ForwardArgs<double>& a) { forward_any(a); }
-JAXRNN_MULTIVERSION void backward_f32(const BackwardArgs<float>& a) { rows::backward(a); }
-JAXRNN_MULTIVERSION void backward_f64(const BackwardArgs<double>& a) { rows::backward(a); }
+// Workers for a call: one per core the pool has, at most one per panel of
+// units, and one alone when the work is too small to pay for waking the
+// others (a few microseconds) and a barrier per step (about 0.3 us). The
+// thresholds are measured by benchmarks/native_threads.py.
+constexpr double kMinStepFlops = 2.0e4;  // per step, all workers together
+constexpr double kMinCallFlops = 2.0e6;  // per call
+
+int workers(const Dims& d, int64_t kind, int vector) {
+  const int64_t panels = round_up(d.H, 2 * vector) / (2 * vector);
+  const double step = 2.0 * d.B * num_gates(kind) * d.H * (d.I + d.H);
+  if (!Pool::instance().forced() && (step < kMinStepFlops || step * d.T < kMinCallFlops))
+    return 1;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(Pool::instance().size(), panels)));
+}
+
+// What the caller does before the workers start, and once they are done.
+template <typename T>
+void prepare(persistent::ForwardCall<T>&, Workspace&) {}
+
+template <typename T>
+void prepare(persistent::BackwardCall<T>& call, Workspace& ws) {
+  call.weight_buffers(isa().vector[sizeof(T) == 8], ws);
+}
+
+template <typename T>
+void finish(persistent::ForwardCall<T>&) {}
+
+template <typename T>
+void finish(persistent::BackwardCall<T>& call) {
+  bias_gradients(call.a, call.sums);
+}
+
+// Runs `Call` on the pool; on the caller alone if the pool is busy.
+template <typename Call, typename Args>
+void run(const Args& a, Pool::Body body, int P) {
+  Workspace& ws = Workspace::for_this_thread();
+  bool ran = false;
+  if (P > 1) {
+    Call call(a, P, ws);
+    prepare(call, ws);
+    ran = Pool::instance().try_run(P, body, &call);
+    if (ran) finish(call);
+  }
+  if (!ran) {
+    Call call(a, 1, ws);
+    prepare(call, ws);
+    body(&call, 0);
+    finish(call);
+  }
+  ws.release();
+}
+
+template <typename T>
+void forward(const ForwardArgs<T>& a) {
+  const int f64 = sizeof(T) == 8;
+  run<persistent::ForwardCall<T>>(a, isa().forward[f64], workers(a.d, a.kind, isa().vector[f64]));
+}
+
+template <typename T>
+void backward(const BackwardArgs<T>& a) {
+  const int f64 = sizeof(T) == 8;
+  run<persistent::BackwardCall<T>>(a, isa().backward[f64], workers(a.d, a.kind, isa().vector[f64]));
+}
 
 // -------------------------------------------------------------- FFI glue
 
@@ -89,8 +163,6 @@ ffi::Error check(int64_t kind, const ffi::AnyBuffer& xs, const ffi::AnyBuffer& w
                                        std::to_string(kind));
   if (xs.element_type() != ffi::F32 && xs.element_type() != ffi::F64)
     return ffi::Error::InvalidArgument("jaxrnn native: float32 or float64 only");
-  if (xs.element_type() == ffi::F32 ? !sgemm_ptr : !dgemm_ptr)
-    return ffi::Error::Internal("jaxrnn native: no BLAS was set");
   auto x = xs.dimensions();
   auto w = w_h.dimensions();
   if (x.size() != 3 || w.size() != 2)
@@ -112,12 +184,12 @@ ffi::Error ForwardImpl(ffi::AnyBuffer xs, ffi::AnyBuffer w_i, ffi::AnyBuffer b,
   if (ffi::Error e = check(kind, xs, w_h, &d); e.failure()) return e;
   const uint8_t* v = in<uint8_t>(valid);
   if (xs.element_type() == ffi::F32) {
-    forward_f32({kind, reverse != 0, d, in<float>(xs), in<float>(w_i), in<float>(b),
+    forward<float>({kind, reverse != 0, d, in<float>(xs), in<float>(w_i), in<float>(b),
                  in<float>(w_h), in<float>(extra), in<float>(h0), in<float>(c0), v,
                  out<float>(ys), out<float>(h_out), out<float>(c_out),
                  out<float>(res), out<float>(cs)});
   } else {
-    forward_f64({kind, reverse != 0, d, in<double>(xs), in<double>(w_i),
+    forward<double>({kind, reverse != 0, d, in<double>(xs), in<double>(w_i),
                  in<double>(b), in<double>(w_h), in<double>(extra), in<double>(h0),
                  in<double>(c0), v, out<double>(ys), out<double>(h_out),
                  out<double>(c_out), out<double>(res), out<double>(cs)});
@@ -139,14 +211,14 @@ ffi::Error BackwardImpl(
   const uint8_t* v = in<uint8_t>(valid);
   if (xs.element_type() == ffi::F32) {
     using T = float;
-    backward_f32({kind, reverse != 0, d, in<T>(xs), in<T>(w_i), in<T>(w_h),
+    backward<float>({kind, reverse != 0, d, in<T>(xs), in<T>(w_i), in<T>(w_h),
                   in<T>(extra), in<T>(h0), in<T>(c0), v, in<T>(ys), in<T>(res),
                   in<T>(cs), in<T>(dys), in<T>(dh), in<T>(dc), out<T>(dxs),
                   out<T>(dw_i), out<T>(db), out<T>(dw_h), out<T>(dextra),
                   out<T>(dh0), out<T>(dc0)});
   } else {
     using T = double;
-    backward_f64({kind, reverse != 0, d, in<T>(xs), in<T>(w_i), in<T>(w_h),
+    backward<double>({kind, reverse != 0, d, in<T>(xs), in<T>(w_i), in<T>(w_h),
                   in<T>(extra), in<T>(h0), in<T>(c0), v, in<T>(ys), in<T>(res),
                   in<T>(cs), in<T>(dys), in<T>(dh), in<T>(dc), out<T>(dxs),
                   out<T>(dw_i), out<T>(db), out<T>(dw_h), out<T>(dextra),
@@ -156,6 +228,13 @@ ffi::Error BackwardImpl(
 }
 
 }  // namespace
+
+int pool_threads() { return Pool::instance().size(); }
+void set_pool_threads(int n, bool forced) {
+  Pool::instance().set_size(n);
+  Pool::instance().set_forced(forced);
+}
+const char* isa_name() { return isa().name; }
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxrnnForward, ForwardImpl,
                        ffi::Ffi::Bind()

@@ -1,17 +1,19 @@
 // The Python binding of the native kernels (plain CPython API, no binding
 // library): `handlers()` returns the XLA FFI handlers as capsules for
-// jax.ffi.register_ffi_target, and `set_gemm(sgemm, dgemm)` takes the BLAS
-// entry points as capsules (scipy.linalg.cython_blas.__pyx_capi__).
+// jax.ffi.register_ffi_target; `threads(n)` sets the workers a call may use,
+// `isa()` names the instruction set chosen, `profile(on)` reads the timers.
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include "blas.h"
 #include "profile.h"
 #include "xla/ffi/api/c_api.h"
 
 namespace jaxrnn {
 extern "C" XLA_FFI_Error* JaxrnnForward(XLA_FFI_CallFrame* call_frame);
 extern "C" XLA_FFI_Error* JaxrnnBackward(XLA_FFI_CallFrame* call_frame);
+int pool_threads();
+void set_pool_threads(int n, bool forced);
+const char* isa_name();
 }  // namespace jaxrnn
 
 namespace {
@@ -30,34 +32,13 @@ PyObject* handlers(PyObject*, PyObject*) {
   return result;
 }
 
-void* capsule_pointer(PyObject* capsule) {
-  if (!PyCapsule_CheckExact(capsule)) {
-    PyErr_SetString(PyExc_TypeError, "set_gemm: expected capsules");
-    return nullptr;
-  }
-  return PyCapsule_GetPointer(capsule, PyCapsule_GetName(capsule));
-}
-
-PyObject* set_gemm(PyObject*, PyObject* args) {
-  PyObject *s, *d;
-  if (!PyArg_ParseTuple(args, "OO", &s, &d)) return nullptr;
-  void* sp = capsule_pointer(s);
-  if (!sp) return nullptr;
-  void* dp = capsule_pointer(d);
-  if (!dp) return nullptr;
-  jaxrnn::sgemm_ptr = reinterpret_cast<jaxrnn::FortranGemm<float>*>(sp);
-  jaxrnn::dgemm_ptr = reinterpret_cast<jaxrnn::FortranGemm<double>*>(dp);
-  Py_RETURN_NONE;
-}
-
 // profile(on): switches timing on or off and returns the seconds per phase
 // since the last call (then resets them).
 PyObject* profile(PyObject*, PyObject* args) {
   int on;
   if (!PyArg_ParseTuple(args, "p", &on)) return nullptr;
-  static const char* names[jaxrnn::kNumPhases] = {"projection", "recurrent",
-                                                  "gate_math", "carries",
-                                                  "weights"};
+  static const char* names[jaxrnn::kNumPhases] = {"pack", "recurrent", "gate_math",
+                                                  "barrier", "carries", "weights"};
   PyObject* result = PyDict_New();
   if (!result) return nullptr;
   for (int i = 0; i < jaxrnn::kNumPhases; ++i) {
@@ -74,11 +55,25 @@ PyObject* profile(PyObject*, PyObject* args) {
   return result;
 }
 
+// threads(n, forced): the workers a call may use from now on (n <= 0: the
+// default, JAXRNN_NUM_THREADS or the usable cores), and whether every call
+// uses them however small its work; returns the previous number.
+PyObject* threads(PyObject*, PyObject* args) {
+  int n, forced = 0;
+  if (!PyArg_ParseTuple(args, "i|p", &n, &forced)) return nullptr;
+  const int before = jaxrnn::pool_threads();
+  jaxrnn::set_pool_threads(n, forced != 0);
+  return PyLong_FromLong(before);
+}
+
+PyObject* isa(PyObject*, PyObject*) { return PyUnicode_FromString(jaxrnn::isa_name()); }
+
 PyMethodDef methods[] = {
+    {"threads", threads, METH_VARARGS,
+     "threads(n, forced=False) -> previous: workers per call (n <= 0: default)."},
+    {"isa", isa, METH_NOARGS, "The instruction set the kernels run with."},
     {"handlers", handlers, METH_NOARGS,
      "The FFI handlers {'forward', 'backward'} as capsules."},
-    {"set_gemm", set_gemm, METH_VARARGS,
-     "set_gemm(sgemm, dgemm): the Fortran BLAS GEMMs, as capsules."},
     {"profile", profile, METH_VARARGS,
      "profile(on) -> {phase: seconds} since the last call; then timing on/off."},
     {nullptr, nullptr, 0, nullptr},

@@ -11,11 +11,12 @@
 namespace jaxrnn {
 
 enum Phase : int {
-  kProjection = 0,  // forward: x W_i + b for a chunk of steps
-  kRecurrent,       // each step's h W_h (forward) or dz W_h^T (backward)
-  kGateMath,        // each step's elementwise math (and its layout copies)
-  kCarries,         // backward: the carries before each step
-  kWeights,         // backward: dW_h, dW_i, dX and the bias sums
+  kPack = 0,   // packing a worker's weights, loading its states
+  kRecurrent,  // each step's products: b + x W_i + h W_h (forward), dz W_h^T
+  kGateMath,   // each step's elementwise math (and its copies)
+  kBarrier,    // waiting for the other workers at a step's barrier
+  kCarries,    // backward: the carries before each step
+  kWeights,    // backward: dW_h, dW_i, dX and the bias sums
   kNumPhases,
 };
 
@@ -26,11 +27,13 @@ struct Profile {
 
 Profile& profile();  // defined in kernels.cc
 
-// Adds the time from construction to destruction to `phase`, if on.
+// Adds the time from construction to destruction to `phase`, if on and
+// `timed` (the persistent kernels time their worker 0 only: its phases add
+// up to the call's wall time).
 class PhaseTimer {
  public:
-  explicit PhaseTimer(Phase phase)
-      : phase_(phase), on_(profile().on.load(std::memory_order_relaxed)) {
+  explicit PhaseTimer(Phase phase, bool timed = true)
+      : phase_(phase), on_(timed && profile().on.load(std::memory_order_relaxed)) {
     if (on_) start_ = std::chrono::steady_clock::now();
   }
   ~PhaseTimer() {
