@@ -21,6 +21,10 @@ to the best JAX peer, and compile time measured apart (lower + compile). The
 long-sequence rows add the compiled program's peak temporary memory (JAX).
 Peers that are not installed are skipped with a line saying so.
 
+Then the workloads of benchmarks/workloads.py: one-step calls in a jitted
+RL rollout, a training step of a 2-layer model, and the native per-step
+product as a fraction of the machine's matmul peak.
+
 Writes a markdown table to stdout and to benchmarks/results/latest.md, and
 one JSON record per row to benchmarks/results/latest.json.
 """
@@ -467,6 +471,11 @@ def main(argv=None):
   if memory:
     report += ["", "Memory of a sequence-to-one LSTM training step, B=8 I=128 H=128:", "",
                mem_table]
+  if not cells and args.impls == ",".join(PEERS):
+    import workloads  # pylint: disable=import-outside-toplevel
+    whole = workloads.report(3 if args.quick else args.runs)
+    print("\nWorkloads (benchmarks/workloads.py):\n\n" + whole)
+    report += ["", "Workloads (benchmarks/workloads.py):", "", whole]
   out.with_suffix(".md").write_text("\n".join(report) + "\n")
   print(f"\nwrote {out} and {out.with_suffix('.md')}")
 

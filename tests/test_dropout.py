@@ -123,7 +123,7 @@ def test_zoneout_on_linear_cells():
 def test_fused_backward_with_recurrent_and_weight_dropout(name):
   cell = {"lstm": jaxrnn.LSTMCell(), "gru": jaxrnn.GRUCell()}[name]
   params = cell.init(jax.random.key(0), 3, 5, dtype=jnp.float64)
-  xs = jax.random.normal(jax.random.key(1), (2, 7, 3), jnp.float64)
+  xs = jax.random.normal(jax.random.key(1), (2, 16, 3), jnp.float64)
   dropout = jaxrnn.RecurrentDropout(input=0.2, recurrent=0.3, weight=0.2, output=0.1)
 
   def loss(p, x, impl):

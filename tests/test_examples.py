@@ -45,7 +45,9 @@ def test_example_smoke(script, outputs, tmp_path):
 @pytest.mark.parametrize("script", ["adding_problem.py", "char_lm.py", "forecast.py",
                                     "classify.py", "long_range.py", "regularisers.py",
                                     "../benchmarks/bench.py",
-                                    "../benchmarks/profile_native.py"])
+                                    "../benchmarks/profile_native.py",
+                                    "../benchmarks/engine_choice.py",
+                                    "../benchmarks/workloads.py"])
 def test_help(script, tmp_path):
   assert "usage" in run([f"examples/{script}", "--help"], tmp_path)
 

@@ -23,8 +23,24 @@ def test_native_engine_is_built_and_active():
   assert jaxrnn.native_available(), jaxrnn.native_status()
   cell = jaxrnn.LSTMCell()
   params = cell.init(jax.random.key(0), 3, 4)
-  engine, reason = jaxrnn.which_engine(cell, params, jnp.ones((2, 5, 3), jnp.float32))
+  engine, reason = jaxrnn.which_engine(cell, params, jnp.ones((2, 16, 3), jnp.float32))
   assert engine == "native", reason
+
+
+@pytest.mark.parametrize("steps", [1, 15])
+def test_auto_leaves_short_sequences_to_xla(steps):
+  """Below MIN_STEPS steps (a one-step call in an RL rollout) "auto" runs
+  the fused XLA engine, which measured faster there, and says why;
+  impl="native" still runs the kernels, with the same numbers."""
+  from jaxrnn._src.engines import native as native_engine
+  assert steps < native_engine.MIN_STEPS
+  cell = jaxrnn.GRUCell()
+  params, xs, carry, valid = setup(cell, (3,), T=steps)
+  engine, reason = jaxrnn.which_engine(cell, params, jnp.moveaxis(xs, 0, 1))
+  assert engine == "xla" and "MIN_STEPS" in reason and "impl='native'" in reason
+  got = run_and_grad(cell, "native", False)(params, xs, carry, valid)
+  want = run_and_grad(cell, "auto", False)(params, xs, carry, valid)
+  assert_close(got, want, jnp.float64)
 
 
 def test_every_fused_cell_but_lstmp_has_a_kernel():

@@ -369,18 +369,25 @@ _layer.defvjp(_layer_fwd, _layer_bwd)
 
 
 def backward_scratch_bytes(variant: str, T: int, B: int, H: int,
-                           dtype: Any = jnp.float32) -> int:
+                           dtype: Any = jnp.float32, I: Optional[int] = None) -> int:
   """Bytes the backward kernel allocates for itself (outside XLA's buffers)
-  for one call over ``T`` steps of ``B`` rows: the carries before each step,
-  the pre-activation cotangents, ``W_h^T`` and a few ``(B, H)`` rows, as
-  ``rows.h`` (``backward``) asks its workspace for them. XLA's memory
-  analysis does not count them; ``workspace.h`` frees a slot above 256 MiB
-  when the call ends and keeps smaller ones for the next call."""
+  for one call over ``T`` steps of ``B`` rows of width ``H`` (input width
+  ``I``, default ``H``), as ``persistent.h`` asks its workspaces for them:
+  the carries before each step, the pre-activation cotangents, the packed
+  operands and outputs of the weight gradients (widths rounded up to whole
+  panels, at most 32 elements), and each thread's packed ``W_h^T`` slice and
+  ``(B, H)`` rows. XLA's memory analysis does not count them;
+  ``workspace.h`` frees a slot above 256 MiB when the call ends and keeps
+  smaller ones for the next call."""
   k = KINDS[variant]
+  I = H if I is None else I
   G = {_RNN_TANH: 1, _RNN_RELU: 1, _LSTM: 4, _PEEPHOLE: 4}.get(k, 3)
-  rows = T * B
-  elements = rows * H + H * G * H + rows * G * H  # hprev, W_h^T, dz
+  pad = lambda n: -(-n // 32) * 32
+  rows, Hp, Ip = T * B, pad(H), pad(I)
+  elements = rows * H + rows * G * H  # carries before each step, dz
   if k == _GRU_AFTER:
     elements += rows * H  # the input side's n block
-  elements += 3 * B * H  # dh, dc, d(r h)
+  elements += rows * Hp + rows * Ip + G * H * Ip  # packed H_prev, X, W_i^T
+  elements += G * H * max(Hp, Ip) + rows * Ip     # dW^T, dX before unpadding
+  elements += Hp * G * H + 3 * B * Hp + 96 * 256  # per thread, all threads
   return elements * jnp.dtype(dtype).itemsize

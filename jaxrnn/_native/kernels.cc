@@ -15,6 +15,10 @@
 #include <cstdint>
 #include <string>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "common.h"
 #include "persistent.h"
 #include "xla/ffi/api/ffi.h"
@@ -133,14 +137,39 @@ void run(const Args& a, Pool::Body body, int P) {
   ws.release();
 }
 
+// XLA hands the kernels fresh output buffers; one of many MB is fresh
+// mmap'd memory, and its first touch costs a page fault per 4 KB page
+// (LSTM B=32 T=256 H=256: 41 MB of saved activations, 10k faults, tens of
+// microseconds per step). Transparent huge pages on the buffer's interior
+// make that 20 faults, where the kernel allows them ("madvise" mode).
+template <typename T>
+void prefer_huge_pages(T* p, int64_t n) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  if (p == nullptr || n * static_cast<int64_t>(sizeof(T)) < 4 * static_cast<int64_t>(kHuge))
+    return;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(p + n) & ~(kHuge - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
 template <typename T>
 void forward(const ForwardArgs<T>& a) {
+  const int64_t TB = a.d.T * a.d.B;
+  prefer_huge_pages(a.ys, TB * a.d.H);
+  prefer_huge_pages(a.res, TB * residual_width(a.kind, a.d.H));
+  prefer_huge_pages(a.cs, TB * a.d.H);
   const int f64 = sizeof(T) == 8;
   run<persistent::ForwardCall<T>>(a, isa().forward[f64], workers(a.d, a.kind, isa().vector[f64]));
 }
 
 template <typename T>
 void backward(const BackwardArgs<T>& a) {
+  prefer_huge_pages(a.dxs, a.d.T * a.d.B * a.d.I);
   const int f64 = sizeof(T) == 8;
   run<persistent::BackwardCall<T>>(a, isa().backward[f64], workers(a.d, a.kind, isa().vector[f64]));
 }

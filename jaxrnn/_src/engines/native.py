@@ -5,7 +5,8 @@ The kernels compute the whole layer (projection, recurrence, gates) and call
 none of the cell's methods, so a subclass that overrides a step method has no
 kernel (:meth:`jaxrnn.Cell.__init_subclass__`). They implement the step
 rules of :mod:`.steps` for invalid steps; resets, recurrent dropout and
-zoneout they do not have, and decline.
+zoneout they do not have, and decline. Under ``impl="auto"`` they also
+decline sequences shorter than :data:`MIN_STEPS`, where XLA measured faster.
 """
 
 from __future__ import annotations
@@ -18,6 +19,17 @@ import jax.numpy as jnp
 
 from jaxrnn import _native
 from jaxrnn._src.engines import protocol
+
+
+# The cost rule of impl="auto": below MIN_STEPS steps the per-call cost of
+# the kernels (the FFI call, waking the pool, packing the weights) is more
+# than XLA's loop costs, and "auto" leaves the layer to the fused XLA engine.
+# One-step calls in a jitted rollout (RL) are the common case. Measured with
+# benchmarks/engine_choice.py (LSTM and GRU, B=1..64, H=64..256, forward and
+# forward+backward, interleaved medians; benchmarks/results/engine_choice.md):
+# at T=1 native took 1.07-1.96x XLA's time in every row; from T=16 on it was
+# faster in every row but those that swung with the machine's load.
+MIN_STEPS = 16
 
 
 class Native(protocol.Engine):
@@ -42,7 +54,15 @@ class Native(protocol.Engine):
               + ", ".join(sorted({str(jnp.dtype(leaf.dtype)) for leaf in leaves})))
     if math.prod(spec.xs.shape) == 0:
       return "the sequence or the batch is empty"
-    return _native.too_large(spec.xs.shape[-1], spec.params.w_h.shape[-1])
+    too_large = _native.too_large(spec.xs.shape[-1], spec.params.w_h.shape[-1])
+    if too_large or spec.impl == "native":
+      return too_large
+    steps = spec.xs.shape[0]
+    if steps < MIN_STEPS:
+      return (f"a sequence of {steps} step{'s' if steps > 1 else ''} is shorter than "
+              f"the {MIN_STEPS} from which the kernels measured faster than XLA "
+              "(jaxrnn/_src/engines/native.py, MIN_STEPS); impl='native' forces them")
+    return None
 
   def describe(self, cell, spec) -> str:
     return f"the native kernel {cell.native_variant()!r} serves {type(cell).__name__} here"
