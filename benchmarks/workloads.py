@@ -121,7 +121,7 @@ class JaxrnnLM(nn.Module):
   def __call__(self, tokens):
     x = nn.Embed(self.vocab, self.width)(tokens)
     for _ in range(2):
-      x = jaxrnn.linen.RNN(jaxrnn.LSTMCell(), self.width)(x)
+      x = jaxrnn.linen.RNN(jaxrnn.LSTMCell(), self.width)(x)[1]
     return nn.Dense(self.vocab)(x)
 
 

@@ -12,8 +12,13 @@
 // added in; valid (T, B) uint8, or empty when every step is valid. On an
 // invalid step the carry is held and y is 0, exactly as the XLA engine does.
 // The saved activations and cell states are opaque to the caller.
+#include <algorithm>
 #include <cstdint>
 #include <string>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -53,10 +58,40 @@ namespace {
     persistent::backward<double, nv64>(*static_cast<persistent::BackwardCall<double>*>(c), w); \
   }
 
+// Non-temporal copies (the forward's saved activations), one per
+// instruction set: intrinsics need their target on the function that calls
+// them, so these are functions of their own, not inlined templates.
+template <typename T>
+void copy_baseline(T* dst, const T* src, int64_t n) {
+  std::copy(src, src + n, dst);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define JAXRNN_STREAM(isa, attr, bytes, vec, load, store_f, store_d)                 \
+  template <typename T>                                                         \
+  attr void copy_##isa(T* dst, const T* src, int64_t n) {                        \
+    constexpr int64_t NV = bytes / sizeof(T);                                  \
+    int64_t i = 0;                                                              \
+    for (; i < n && reinterpret_cast<uintptr_t>(dst + i) % bytes != 0; ++i)      \
+      dst[i] = src[i];                                                          \
+    for (; i + NV <= n; i += NV) {                                              \
+      if constexpr (sizeof(T) == 4) store_f(dst + i, load##_ps(src + i));        \
+      else store_d(dst + i, load##_pd(src + i));                                 \
+    }                                                                           \
+    for (; i < n; ++i) dst[i] = src[i];                                         \
+  }
+JAXRNN_STREAM(avx2, __attribute__((target("avx2,fma"))), 32, __m256, _mm256_loadu,
+              _mm256_stream_ps, _mm256_stream_pd)
+JAXRNN_STREAM(avx512, __attribute__((target("avx512f,avx512vl,avx2,fma"))), 64, __m512,
+              _mm512_loadu, _mm512_stream_ps, _mm512_stream_pd)
+#endif
+
 struct Isa {
   const char* name;
   Pool::Body forward[2], backward[2];  // float, double
   int vector[2];                       // elements per vector
+  void (*stream32)(float*, const float*, int64_t);
+  void (*stream64)(double*, const double*, int64_t);
 };
 
 JAXRNN_BODIES(baseline, , 4, 2)
@@ -68,7 +103,8 @@ JAXRNN_BODIES(avx512, __attribute__((target("avx512f,avx512vl,avx2,fma"))), 16, 
 #define JAXRNN_ISA(isa, nv32, nv64)                                              \
   Isa {                                                                          \
     #isa, {forward_f32_##isa, forward_f64_##isa},                                \
-        {backward_f32_##isa, backward_f64_##isa}, { nv32, nv64 }                \
+        {backward_f32_##isa, backward_f64_##isa}, {nv32, nv64},                 \
+        copy_##isa<float>, copy_##isa<double>                                    \
   }
 
 const Isa& isa() {
@@ -102,7 +138,10 @@ int workers(const Dims& d, int64_t kind, int vector) {
 
 // What the caller does before the workers start, and once they are done.
 template <typename T>
-void prepare(persistent::ForwardCall<T>&, Workspace&) {}
+void prepare(persistent::ForwardCall<T>& call, Workspace&) {
+  if constexpr (sizeof(T) == 4) call.stream = isa().stream32;
+  else call.stream = isa().stream64;
+}
 
 template <typename T>
 void prepare(persistent::BackwardCall<T>& call, Workspace& ws) {

@@ -68,8 +68,9 @@ struct Operand {
 };
 
 // One MR x NR tile. S partial sums per element split the K loop when MR is
-// small, so that enough FMAs are in flight to hide their latency.
-template <typename T, int NV, int MR, int S>
+// small, so that enough FMAs are in flight to hide their latency. Panel: A
+// is a micro-panel, its MR rows interleaved (element (r, k) at a[k MR + r]).
+template <typename T, int NV, int MR, int S, bool Panel>
 JAXRNN_INLINE void tile(Operand<T> x, Operand<T> y, const T* panel,
                         const T* init, int64_t ld_init, T* c, int64_t ldc) {
   using V = typename Vec<T, NV>::type;
@@ -99,7 +100,7 @@ JAXRNN_INLINE void tile(Operand<T> x, Operand<T> y, const T* panel,
         const V b0 = load<V>(p + (k + s) * NR), b1 = load<V>(p + (k + s) * NR + NV);
 #pragma GCC unroll 8
         for (int r = 0; r < MR; ++r) {
-          const T ar = a[r * op.lda + k + s];
+          const T ar = Panel ? a[(k + s) * MR + r] : a[r * op.lda + k + s];
           lo[s][r] += ar * b0;
           hi[s][r] += ar * b1;
         }
@@ -108,7 +109,7 @@ JAXRNN_INLINE void tile(Operand<T> x, Operand<T> y, const T* panel,
       const V b0 = load<V>(p + k * NR), b1 = load<V>(p + k * NR + NV);
 #pragma GCC unroll 8
       for (int r = 0; r < MR; ++r) {
-        const T ar = a[r * op.lda + k];
+        const T ar = Panel ? a[k * MR + r] : a[r * op.lda + k];
         lo[0][r] += ar * b0;
         hi[0][r] += ar * b1;
       }
@@ -133,9 +134,10 @@ JAXRNN_INLINE Operand<T> rows(const Operand<T>& op, int64_t m) {
 }
 
 // C (M, panels * NR; row stride ldc) = init + x P + y P over `panels`
-// column panels of the packed matrix P (Kp rows each). init: nullptr for 0,
+// column panels of the packed matrix P (Kp rows each). Panel: x is A packed
+// in micro-panels (pack_micro_panels; lda = K). init: nullptr for 0,
 // a bias row (ld_init 0), or C itself (ld_init = ldc) to accumulate.
-template <typename T, int NV>
+template <typename T, int NV, bool Panel = false>
 JAXRNN_INLINE void packed_product(int64_t M, int64_t panels, const T* packed,
                                   int64_t Kp, Operand<T> x, Operand<T> y,
                                   const T* init, int64_t ld_init, T* c,
@@ -148,27 +150,42 @@ JAXRNN_INLINE void packed_product(int64_t M, int64_t panels, const T* packed,
     int64_t m = 0;
     for (; m + MR <= M; m += MR) {
       const Operand<T> xm = rows(x, m), ym = rows(y, m);
-      tile<T, NV, MR, 1>(xm, ym, panel, iq ? iq + m * ld_init : nullptr, ld_init,
+      tile<T, NV, MR, 1, Panel>(xm, ym, panel, iq ? iq + m * ld_init : nullptr, ld_init,
                          cq + m * ldc, ldc);
     }
     const Operand<T> xm = rows(x, m), ym = rows(y, m);
     const T* im = iq ? iq + m * ld_init : nullptr;
     switch (M - m) {
-      case 5: tile<T, NV, 5, 1>(xm, ym, panel, im, ld_init, cq + m * ldc, ldc); break;
-      case 4: tile<T, NV, 4, 1>(xm, ym, panel, im, ld_init, cq + m * ldc, ldc); break;
-      case 3: tile<T, NV, 3, 2>(xm, ym, panel, im, ld_init, cq + m * ldc, ldc); break;
-      case 2: tile<T, NV, 2, 2>(xm, ym, panel, im, ld_init, cq + m * ldc, ldc); break;
-      case 1: tile<T, NV, 1, 4>(xm, ym, panel, im, ld_init, cq + m * ldc, ldc); break;
+      case 5: tile<T, NV, 5, 1, Panel>(xm, ym, panel, im, ld_init, cq + m * ldc, ldc); break;
+      case 4: tile<T, NV, 4, 1, Panel>(xm, ym, panel, im, ld_init, cq + m * ldc, ldc); break;
+      case 3: tile<T, NV, 3, 2, Panel>(xm, ym, panel, im, ld_init, cq + m * ldc, ldc); break;
+      case 2: tile<T, NV, 2, 2, Panel>(xm, ym, panel, im, ld_init, cq + m * ldc, ldc); break;
+      case 1: tile<T, NV, 1, 4, Panel>(xm, ym, panel, im, ld_init, cq + m * ldc, ldc); break;
       default: break;
     }
   }
 }
 
-// C (M, panels * NR) = [C +] A P for a long K (the weight gradients: K is
-// T*B), A given transposed: element (m, k) at at[k * ld + m]. K in blocks
-// whose panel rows stay in L1; each (M, K) block of A is first copied
-// row-major into `scratch` (kMc * kKc elements): read in place, a tile's
-// column of A would touch one cache line and one page per k.
+// A (M, K), element (m, k) at at[k * ld + m] (A given transposed), into the
+// micro-panels the tiles of packed_product read: tiles of 6 rows (the last
+// one shorter), each stored k after k with its rows adjacent. Reads and
+// writes run along rows of the source and of the panel alike.
+template <typename T>
+JAXRNN_INLINE void pack_micro_panels(int64_t M, int64_t K, const T* at, int64_t ld,
+                                     T* __restrict dst) {
+  constexpr int64_t MR = 6;
+  for (int64_t m = 0; m < M; m += MR) {
+    const int64_t mr = std::min(MR, M - m);
+    T* panel = dst + m * K;
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t r = 0; r < mr; ++r) panel[k * mr + r] = at[k * ld + m + r];
+  }
+}
+
+// C (M, panels * NR) = A P for a long K (the weight gradients: K is T*B), A
+// given transposed (element (m, k) at at[k * ld + m]): K in blocks whose
+// panel rows stay in L1, M in blocks whose packed A (`scratch`, kMc * kKc
+// elements) stays in L2.
 constexpr int64_t kMc = 96, kKc = 256;
 
 template <typename T, int NV>
@@ -180,11 +197,10 @@ JAXRNN_INLINE void transposed_product(int64_t M, int64_t panels, const T* packed
     const int64_t kn = std::min(kKc, K - k0);
     for (int64_t m0 = 0; m0 < M; m0 += kMc) {
       const int64_t mn = std::min(kMc, M - m0);
-      for (int64_t k = 0; k < kn; ++k)
-        for (int64_t m = 0; m < mn; ++m) scratch[m * kKc + k] = at[(k0 + k) * ld + m0 + m];
+      pack_micro_panels(mn, kn, at + k0 * ld + m0, ld, scratch);
       T* cm = c + m0 * ldc;
-      packed_product<T, NV>(mn, panels, packed, Kp, {scratch, kKc, k0, kn}, none,
-                            k0 > 0 ? cm : nullptr, ldc, cm, ldc);
+      packed_product<T, NV, true>(mn, panels, packed, Kp, {scratch, kn, k0, kn}, none,
+                                  k0 > 0 ? cm : nullptr, ldc, cm, ldc);
     }
   }
 }

@@ -64,6 +64,9 @@ struct ForwardCall {
   const ForwardArgs<T>& a;
   const int P;
   SpinBarrier barrier;
+  // dst[0:n] = src[0:n] past the caches (kernels.cc, per instruction set):
+  // the saved activations, written once here and read in another pass.
+  void (*stream)(T* dst, const T* src, int64_t n) = nullptr;
   T* h[2];  // (B, H): h_{t-1} and h_t
   T* rh;    // (B, H): r h (reset-before GRU)
 };
@@ -180,9 +183,10 @@ JAXRNN_INLINE void weights(BackwardCall<T>& call, int w, bool timed) {
   }
   {  // dX = dz W_i^T
     auto [r0, r1] = share(TB, P, w);
-    packed_product<T, NV>(r1 - r0, Ip / NR, call.packed_wi, GH,
-                          {call.dz + r0 * GH, GH, 0, GH}, {nullptr, 0, 0, 0}, nullptr, 0,
-                          call.dx + r0 * Ip, Ip);
+    for (int64_t m = r0; m < r1; m += kMc)  // kMc rows of dz stay in L2 for all panels
+      packed_product<T, NV>(std::min(kMc, r1 - m), Ip / NR, call.packed_wi, GH,
+                            {call.dz + m * GH, GH, 0, GH}, {nullptr, 0, 0, 0}, nullptr, 0,
+                            call.dx + m * Ip, Ip);
     for (int64_t r = r0; r < r1; ++r)
       std::copy(call.dx + r * Ip, call.dx + r * Ip + I, a.dxs + r * I);
   }
@@ -192,17 +196,20 @@ JAXRNN_INLINE void weights(BackwardCall<T>& call, int w, bool timed) {
 // (B, ldz), gate blocks `pad` apart; h: h_{t-1}; hn: h_t (B, H); c: the
 // worker's cell states (B, pad).
 template <bool Save, typename T>
-JAXRNN_INLINE void gates(const ForwardArgs<T>& a, const Units& u, int64_t t,
+JAXRNN_INLINE void gates(const ForwardCall<T>& call, const Units& u, int64_t t,
                          const T* z, const T* hp, int64_t ldz, const T* h, T* hn,
-                         T* c) {
-  const int64_t B = a.d.B, H = a.d.H, R = residual_width(a.kind, H);
+                         T* c, T* staged) {
+  const ForwardArgs<T>& a = call.a;
+  const int64_t B = a.d.B, H = a.d.H, R = residual_width(a.kind, H), blocks = R / H;
   const int64_t n = u.n, zs = u.pad;
   const T* none = nullptr;
   for (int64_t row = 0; row < B; ++row) {
     const int64_t tr = t * B + row;
     T* y = a.ys + tr * H + u.lo;
-    T* res = Save ? a.res + tr * R + u.lo : nullptr;
-    T* cs = Save && a.cs ? a.cs + tr * H + u.lo : nullptr;
+    // What the backward pass reads is staged in L1 and streamed out with
+    // non-temporal stores: no read of the fresh lines it overwrites.
+    T* res = Save ? staged : nullptr;
+    T* cs = Save && a.cs ? staged + blocks * zs : nullptr;
     T* hr = hn + row * H + u.lo;
     T* cr = c + row * u.pad;
     const T* zr = z + row * ldz;
@@ -210,35 +217,45 @@ JAXRNN_INLINE void gates(const ForwardArgs<T>& a, const Units& u, int64_t t,
     std::copy(h + row * H + u.lo, h + row * H + u.hi, hr);
     if (!is_valid(a.valid, t, B, row)) {  // held carry, zero output
       std::fill(y, y + n, T(0));
-      if (res)  // never read, but never NaN
-        for (int64_t g = 0; g < R / H; ++g) std::fill(res + g * H, res + g * H + n, T(0));
+      if (res) std::fill(res, res + blocks * zs, T(0));  // never read, but never NaN
       if (cs) std::copy(cr, cr + n, cs);
-      continue;
+    } else {
+      switch (a.kind) {
+        case kRnnTanh: case kRnnRelu:
+          rnn_forward<Save, false>(n, a.kind == kRnnRelu, zr, none, hr, res);
+          break;
+        case kLstm:
+          lstm_forward<Save, false>(n, zr, zs, none, cr, hr, res, zs, cs);
+          break;
+        case kCifg:
+          cifg_forward<Save, false>(n, zr, zs, none, cr, hr, res, zs, cs);
+          break;
+        case kPeephole:
+          peephole_forward<Save, false, 1>(n, zr, zs, a.extra + u.lo, H, none, cr, hr,
+                                           res, zs, cs);
+          break;
+        case kGruAfter:
+          gru_forward<Save, false, true, 1>(n, zr, zs, hpr, zs, a.extra + u.lo, none,
+                                            hr, res, zs);
+          break;
+        case kGruBefore:  // no b_hn here: it is folded into b
+          gru_forward<Save, false, false, 1>(n, zr, zs, hpr, zs, none, none, hr, res, zs);
+          break;
+      }
+      std::copy(hr, hr + n, y);
     }
-    switch (a.kind) {
-      case kRnnTanh: case kRnnRelu:
-        rnn_forward<Save, false>(n, a.kind == kRnnRelu, zr, none, hr, res);
-        break;
-      case kLstm:
-        lstm_forward<Save, false>(n, zr, zs, none, cr, hr, res, H, cs);
-        break;
-      case kCifg:
-        cifg_forward<Save, false>(n, zr, zs, none, cr, hr, res, H, cs);
-        break;
-      case kPeephole:
-        peephole_forward<Save, false, 1>(n, zr, zs, a.extra + u.lo, H, none, cr, hr,
-                                         res, H, cs);
-        break;
-      case kGruAfter:
-        gru_forward<Save, false, true, 1>(n, zr, zs, hpr, zs, a.extra + u.lo, none,
-                                          hr, res, H);
-        break;
-      case kGruBefore:  // no b_hn here: it is folded into b
-        gru_forward<Save, false, false, 1>(n, zr, zs, hpr, zs, none, none, hr, res, H);
-        break;
+    if (Save) {
+      for (int64_t g = 0; g < blocks; ++g)
+        call.stream(a.res + tr * R + g * H + u.lo, res + g * zs, n);
+      if (cs) call.stream(a.cs + tr * H + u.lo, cs, n);
     }
-    std::copy(hr, hr + n, y);
   }
+}
+
+inline void stream_fence() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_sfence();
+#endif
 }
 
 template <bool Save, typename T, int NV>
@@ -257,6 +274,7 @@ JAXRNN_INLINE void forward(ForwardCall<T>& call, int w) {
   T* hp = ws.get<T>(2, gru ? B * ldz : 0);
   T* c = ws.get<T>(3, B * u.pad);
   T* bias = ws.get<T>(4, ldz);
+  T* staged = ws.get<T>(5, Save ? 5 * u.pad : 0);
   {
     PhaseTimer timer(kPack, timed);
     for (int64_t g = 0; g < G; ++g) {
@@ -310,9 +328,10 @@ JAXRNN_INLINE void forward(ForwardCall<T>& call, int w) {
                             none, nullptr, 0, hp + 2 * u.pad, ldz);
     }
     PhaseTimer timer(kGateMath, timed);
-    gates<Save>(a, u, t, z, hp, ldz, h, hn, c);
+    gates<Save>(call, u, t, z, hp, ldz, h, hn, c, staged);
     cur ^= 1;
   }
+  if (Save) stream_fence();
   for (int64_t row = 0; row < B; ++row) {
     const T* h = call.h[cur] + row * H;
     std::copy(h + u.lo, h + u.hi, a.h_out + row * H + u.lo);
