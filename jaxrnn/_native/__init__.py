@@ -28,7 +28,7 @@ all steps after it). Each handler call is a citizen of the XLA program:
   scratch (``workspace.h``) is kept per thread between calls up to 256 MiB a
   slot and freed above that.
 - **Threads**: a call that finds the pool busy (two XLA ops calling the
-  kernels at once) runs on its caller's thread alone.
+  kernels at once) waits for it.
 
 Forward-mode autodiff (``jvp``) is not defined: use ``impl="autodiff"``.
 If the extension is missing, cannot load or cannot register, :func:`status`

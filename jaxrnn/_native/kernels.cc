@@ -156,21 +156,15 @@ void finish(persistent::BackwardCall<T>& call) {
   bias_gradients(call.a, call.sums);
 }
 
-// Runs `Call` on the pool; on the caller alone if the pool is busy.
+// Runs `Call` on the pool, or on the caller alone when one worker is enough.
 template <typename Call, typename Args>
 void run(const Args& a, Pool::Body body, int P) {
   Workspace& ws = Workspace::for_this_thread();
-  bool ran = false;
-  if (P > 1) {
+  {
     Call call(a, P, ws);
     prepare(call, ws);
-    ran = Pool::instance().try_run(P, body, &call);
-    if (ran) finish(call);
-  }
-  if (!ran) {
-    Call call(a, 1, ws);
-    prepare(call, ws);
-    body(&call, 0);
+    if (P > 1) Pool::instance().run(P, body, &call);
+    else body(&call, 0);
     finish(call);
   }
   ws.release();
@@ -180,7 +174,7 @@ void run(const Args& a, Pool::Body body, int P) {
 // mmap'd memory, and its first touch costs a page fault per 4 KB page
 // (LSTM B=32 T=256 H=256: 41 MB of saved activations, 10k faults, tens of
 // microseconds per step). Transparent huge pages on the buffer's interior
-// make that 20 faults, where the kernel allows them ("madvise" mode).
+// make most of them 2 MB faults, where the kernel allows it ("madvise" mode).
 template <typename T>
 void prefer_huge_pages(T* p, int64_t n) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
