@@ -101,27 +101,21 @@ def rollout_table(rounds):
 
 
 # ------------------------------------------------------------ training step
-class FlaxLM(nn.Module):
+class LM(nn.Module):
+  """Embedding, two recurrent layers, read-out: `jaxrnn` picks jaxrnn's
+  layer (``jaxrnn.linen.RNN`` on ``"auto"``) or Flax's ``OptimizedLSTMCell``."""
   vocab: int
   width: int
+  jaxrnn: bool
 
   @nn.compact
   def __call__(self, tokens):
     x = nn.Embed(self.vocab, self.width)(tokens)
     for _ in range(2):
-      x = nn.RNN(nn.OptimizedLSTMCell(self.width))(x)
-    return nn.Dense(self.vocab)(x)
-
-
-class JaxrnnLM(nn.Module):
-  vocab: int
-  width: int
-
-  @nn.compact
-  def __call__(self, tokens):
-    x = nn.Embed(self.vocab, self.width)(tokens)
-    for _ in range(2):
-      x = jaxrnn.linen.RNN(jaxrnn.LSTMCell(), self.width)(x)[1]
+      if self.jaxrnn:
+        x = jaxrnn.linen.RNN(jaxrnn.LSTMCell(), self.width)(x)[1]
+      else:
+        x = nn.RNN(nn.OptimizedLSTMCell(self.width))(x)
     return nn.Dense(self.vocab)(x)
 
 
@@ -129,8 +123,8 @@ def training_table(rounds, B=32, T=128, vocab=64, width=256):
   tokens = jax.random.randint(jax.random.key(0), (B, T + 1), 0, vocab)
   opt = optax.adam(1e-3)
   cases = {}
-  for label, model in (("jaxrnn (auto)", JaxrnnLM(vocab, width)),
-                       ("flax OptimizedLSTMCell", FlaxLM(vocab, width))):
+  for label, model in (("jaxrnn (auto)", LM(vocab, width, True)),
+                       ("flax OptimizedLSTMCell", LM(vocab, width, False))):
     params = model.init(jax.random.key(1), tokens[:, :-1])
     state = opt.init(params)
 
