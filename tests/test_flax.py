@@ -9,6 +9,7 @@ import pytest
 from flax import nnx
 
 import jaxrnn
+from jaxrnn import interop
 from jaxrnn import linen as jrl
 from jaxrnn import nnx as jrn
 
@@ -163,3 +164,40 @@ def test_conversions_reject_foreign_params():
     jrn.load_functional(module, jaxrnn.GRUCell().init(jax.random.key(0), 5, 6))
   with pytest.raises(ValueError, match="variables: expected params with a 'layer' entry"):
     jrl.to_functional({"params": {"Dense_0": {}}})
+
+
+def _bias_free():
+  """Params without biases, as interop.from_flax(LSTMCell(), ...) (b_i None)
+  and a torch layer with bias=False (both None) give them."""
+  flax_cell = nn.LSTMCell(6)
+  flax_params = flax_cell.init(jax.random.key(1), flax_cell.initialize_carry(
+      jax.random.key(0), (3, 5)), XS[:, 0])["params"]
+  from_flax = interop.from_flax(jaxrnn.LSTMCell(), flax_params)
+  assert from_flax.b_i is None and from_flax.b_h is not None
+  no_bias = jaxrnn.GRUCell().init(jax.random.key(2), 5, 6)._replace(b_i=None, b_h=None)
+  return {"lstm": (jaxrnn.LSTMCell(), from_flax), "gru": (jaxrnn.GRUCell(), no_bias)}
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_bias_free_params_load_into_every_module_and_come_back(name):
+  """Every params a layer runs load into the nnx Cell and RNN and the linen
+  RNN, come back out unchanged, and compute what the functional layer does;
+  loading the module's own params back restores the biases."""
+  cell, params = _bias_free()[name]
+  want = jaxrnn.scan(cell, params, XS)
+  module = jrn.RNN(cell, 5, 6, rngs=nnx.Rngs(0))
+  full = jrn.to_functional(module)
+  jrn.load_functional(module, params)
+  same(jrn.to_functional(module), params)
+  same(module(XS), want)
+  jrn.load_functional(module, full)  # the biases come back
+  same(jrn.to_functional(module), full)
+  step = jrn.Cell(cell, 5, 6, rngs=nnx.Rngs(0))
+  jrn.load_functional(step, params)
+  carry = step.initialize_carry(XS[:, 0].shape)
+  same(step(carry, XS[:, 0]), cell(params, carry, XS[:, 0]))
+  linen = jrl.RNN(cell, hidden_size=6)
+  same(linen.apply(jrl.from_functional(params), XS), want)
+  same(jrl.to_functional(jrl.from_functional(params)), params)
+  with pytest.raises(ValueError, match="params: expected the structure and shapes"):
+    jrn.load_functional(module, params._replace(w_i=None))  # not a bias

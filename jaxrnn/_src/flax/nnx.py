@@ -113,14 +113,37 @@ def to_functional(module: Union[Cell, RNN]):
 def load_functional(module: Union[Cell, RNN], params) -> None:
   """Puts functional ``params`` into ``module`` in place (exact).
 
+  ``params`` have the module's structure and shapes, except that a bias
+  (``b_i``, ``b_h``) may be ``None`` on either side: bias-free params (from
+  ``interop.from_flax(LSTMCell(), ...)`` or a torch layer with
+  ``bias=False``) load, and :func:`to_functional` gives them back unchanged.
+
   Raises:
     ValueError: ``params`` are not shaped like the module's.
   """
-  leaves, treedef = jax.tree.flatten(params)
-  shapes = [jnp.shape(x) for x in leaves]
-  want = [p[...].shape for p in module.layer]
-  if treedef != module.treedef or shapes != want:
-    raise ValueError(f"params: expected the structure and shapes of this module's "
-                     f"params ({module.treedef}, {want}), got ({treedef}, {shapes})")
-  for variable, leaf in zip(module.layer, leaves):
+  is_none = lambda x: x is None
+  got, got_def = jax.tree_util.tree_flatten_with_path(params, is_leaf=is_none)
+  have, have_def = jax.tree_util.tree_flatten_with_path(to_functional(module),
+                                                        is_leaf=is_none)
+  describe = lambda leaves: [None if x is None else jnp.shape(x) for _, x in leaves]
+  error = ValueError(f"params: expected the structure and shapes of this module's params "
+                     f"({have_def}, {describe(have)}), got ({got_def}, {describe(got)})")
+  if got_def != have_def:
+    raise error
+  for (path, new), (_, old) in zip(got, have):
+    if new is None or old is None:
+      field = getattr(path[-1], "name", None) if path else None
+      if field not in ("b_i", "b_h"):
+        raise error
+    elif jnp.shape(new) != jnp.shape(old):
+      raise error
+  spec = module.cell if isinstance(module, Cell) else module.spec
+  if isinstance(spec, base.Cell):
+    spec.check_params(params)
+  else:
+    spec._check_params(params, "params")  # pylint: disable=protected-access
+  if [x is None for _, x in got] != [x is None for _, x in have]:
+    _store(module, params)  # a bias dropped or added: the module's variables follow
+    return
+  for variable, leaf in zip(module.layer, jax.tree.leaves(params)):
     variable[...] = jnp.asarray(leaf)  # a whole replacement, in every flax >= 0.12
