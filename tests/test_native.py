@@ -49,14 +49,15 @@ def test_every_fused_cell_but_lstmp_has_a_kernel():
 
 # The kernels split the hidden units among threads in whole panels of two
 # vectors (16 float64 or 32 float32 units with AVX-512): H=37 gives a float64
-# call three panels, the last one short, and a float32 call two. Each thread
-# count runs forced (every call, however small), and each (masked, reverse,
-# dtype) combination meets every cell: float64 masked and unmasked in
-# opposite directions, float32 (the kernels' own vectorised activations)
-# masked in both.
-COMBINATIONS = [(False, False, jnp.float64), (True, True, jnp.float64),
-                (True, False, jnp.float32), (True, True, jnp.float32)]
-# One thread (no pool, no barrier) runs every small call of the other tests.
+# call three panels, the last one short, and a float32 call two. Every call
+# runs on forced threads (however small its work): each (masked, reverse,
+# dtype, threads) combination meets every cell, so that each cell meets
+# float64 masked and unmasked in opposite directions, float32 (the kernels'
+# own vectorised activations) masked in both, and 2 and 3 threads with each
+# dtype. One thread (no pool, no barrier) runs every small call of the other
+# tests.
+COMBINATIONS = [(False, False, jnp.float64, 2), (True, True, jnp.float64, 3),
+                (True, False, jnp.float32, 3), (True, True, jnp.float32, 2)]
 SHAPES = {2: (1, 37), 3: (3, 37)}  # threads: (B, H)
 
 
@@ -69,8 +70,8 @@ def threads(request):
   assert before >= 1
 
 
-@pytest.mark.parametrize("threads", sorted(SHAPES), indirect=True)
-@pytest.mark.parametrize("masked, reverse, dtype", COMBINATIONS)
+@pytest.mark.parametrize("masked, reverse, dtype, threads", COMBINATIONS,
+                         indirect=["threads"])
 @pytest.mark.parametrize("name", NATIVE)
 def test_native_equals_autodiff(name, masked, reverse, dtype, threads):
   """Outputs, final carries and gradients of every param, input and initial
