@@ -3,11 +3,11 @@
 // written out per element.
 //
 // Each function runs over n contiguous elements whose gate blocks sit `zs`
-// (or `rs`) elements apart, in either of the kernels' two layouts:
-// - batch-major (one batch row: n = H units, gate stride H), or
-// - batch-minor (one unit: n = B rows, gate stride H * row stride), where the
-//   per-unit weights (peepholes, b_hn) are one scalar for all n elements: the
-//   `PS` template argument is their stride, 1 or 0.
+// (or `rs`) elements apart. The persistent kernels (persistent.h) call them
+// on one batch row of a worker's units (n = its units; PS = 1: per-unit
+// weights such as peepholes and b_hn, one per element). The `PS = 0` and
+// `Masked` variants (one unit over n batch rows, a per-row mask) served a
+// batch-minor layout that is gone; nothing instantiates them now.
 // Every pointer is __restrict and every loop branch-free (selects, not
 // branches), so each loop vectorises.
 //
