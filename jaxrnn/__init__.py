@@ -31,13 +31,23 @@ from jaxrnn._src.cells.lstm import PeepholeLSTMCell
 from jaxrnn._src.cells.lstm import PeepholeLSTMParams
 from jaxrnn._src.cells.lstm import ProjectedLSTMCell
 from jaxrnn._src.cells.lstm import ProjectedLSTMParams
+from jaxrnn._src.cells.delta_rule import DeltaNetCell
+from jaxrnn._src.cells.delta_rule import DeltaNetParams
+from jaxrnn._src.cells.delta_rule import GatedDeltaNetCell
+from jaxrnn._src.cells.gla import GLACell
+from jaxrnn._src.cells.gla import GLAParams
 from jaxrnn._src.cells.lru import LRUCell
 from jaxrnn._src.cells.lru import LRUParams
 from jaxrnn._src.cells.lru import LRUState
+from jaxrnn._src.cells.matrix_state import MatrixState
+from jaxrnn._src.cells.matrix_state import MatrixStateCell
 from jaxrnn._src.cells.minimal import MinGRUCell
 from jaxrnn._src.cells.minimal import MinGRUParams
 from jaxrnn._src.cells.minimal import MinLSTMCell
 from jaxrnn._src.cells.minimal import MinLSTMParams
+from jaxrnn._src.cells.mlstm import MLSTMCell
+from jaxrnn._src.cells.mlstm import MLSTMParams
+from jaxrnn._src.cells.mlstm import MLSTMState
 from jaxrnn._src.cells.rglru import RGLRUCell
 from jaxrnn._src.cells.rglru import RGLRUParams
 from jaxrnn._src.layers.scan import default_engine
@@ -45,6 +55,8 @@ from jaxrnn._src.layers.scan import scan
 from jaxrnn._src.layers.scan import which_engine
 from jaxrnn._native import available as native_available
 from jaxrnn._native import status as native_status
+from jaxrnn._src.cells.selective_ssm import SelectiveSSMCell
+from jaxrnn._src.cells.selective_ssm import SelectiveSSMParams
 from jaxrnn._src.cells.simple import SimpleRNNCell
 from jaxrnn._src.cells.slstm import SLSTMCell
 from jaxrnn._src.cells.slstm import SLSTMParams
@@ -54,6 +66,18 @@ from jaxrnn._src.cells.simple import SimpleRNNParams
 __version__ = "0.2.0"
 
 __all__ = (
+    "SelectiveSSMParams",
+    "SelectiveSSMCell",
+    "MLSTMState",
+    "MLSTMParams",
+    "MLSTMCell",
+    "MatrixStateCell",
+    "MatrixState",
+    "GLAParams",
+    "GLACell",
+    "GatedDeltaNetCell",
+    "DeltaNetParams",
+    "DeltaNetCell",
     "Bidirectional",
     "BidirectionalParams",
     "CIFGLSTMCell",

@@ -150,6 +150,9 @@ BYPASSED = {
     # only a class that declares form "split" itself vouches for one.
     "split": ("__call__", "input_projection", "recurrence", "preactivation"),
     "linear": ("__call__", "input_projection", "recurrence"),
+    # The chunkwise engine reads terms, chunk and readout; a new step must
+    # come with its own chunk.
+    "chunkwise": ("__call__", "input_projection", "recurrence", "step"),
     "native_kernel": ("__call__", "input_projection", "input_weights", "recurrence",
                       "preactivation", "pointwise", "carry_sizes", "initial_carry"),
 }
@@ -298,8 +301,8 @@ class Cell(abc.ABC):
     self.check_params(params)
     batch_shape = _as_shape(batch_shape, "batch_shape")
     dtype = params.w_h.dtype if dtype is None else dtype
-    return self.carry_type(*(jnp.zeros((*batch_shape, size), dtype)
-                             for size in self.carry_sizes(params)))
+    return self.carry_type(*(jnp.zeros((*batch_shape, *shape), dtype)
+                             for shape in self.carry_shapes(params)))
 
   def input_size(self, params: PyTree) -> int:
     return params.w_i.shape[0]
@@ -314,6 +317,18 @@ class Cell(abc.ABC):
   def carry_sizes(self, params: PyTree) -> tuple:
     """Size of the last axis of each carry field, in field order."""
     return (self.hidden_size(params),) * len(self.carry_type._fields)
+
+  def carry_shapes(self, params: PyTree) -> tuple:
+    """The trailing (non-batch) shape of each carry field, in field order:
+    ``(size,)`` from :meth:`carry_sizes`; a matrix state has more axes."""
+    return tuple((size,) for size in self.carry_sizes(params))
+
+  def carry_batch_shape(self, params: PyTree, carry: PyTree) -> tuple:
+    """The leading (batch) shape of ``carry``, read from its first field."""
+    if not isinstance(carry, self.carry_type):
+      return ()  # check_carry names the type that was expected
+    shape = getattr(getattr(carry, self.carry_type._fields[0]), "shape", ())
+    return tuple(shape[:len(shape) - len(self.carry_shapes(params)[0])])
 
   # --------------------------------------------------------------- checks
   def check_params(self, params: PyTree, name: str = "params") -> None:
@@ -332,6 +347,11 @@ class Cell(abc.ABC):
       value = getattr(params, field)
       if value is None and field in ("b_i", "b_h"):
         continue  # bias-free cells (PyTorch's bias=False) are allowed
+      if want is None:  # a field this cell's options leave out
+        if value is not None:
+          raise ValueError(f"{name}.{field}: expected None for {cls} with these "
+                           f"options, got {describe(value)}")
+        continue
       if getattr(value, "shape", None) != want:
         raise ValueError(
             f"{name}.{field}: expected shape {shape_str(want)} for {cls} with "
@@ -379,10 +399,11 @@ class Cell(abc.ABC):
       raise TypeError(
           f"{name}: {cls} expects {self.carry_type.__name__}"
           f"{self.carry_type._fields}, got {type(carry).__name__}")
-    for field, size in zip(self.carry_type._fields, self.carry_sizes(params)):
-      want = (*batch_shape, size)
+    for field, shape in zip(self.carry_type._fields, self.carry_shapes(params)):
+      want = (*batch_shape, *shape)
       value = getattr(carry, field)
       if getattr(value, "shape", None) != want:
+        size = shape[0] if len(shape) == 1 else shape_str(shape)
         raise ValueError(
             f"{name}.{field}: expected shape {shape_str(want)} (batch "
             f"{shape_str(batch_shape)}, size {size}), got {describe(value)}")

@@ -6,12 +6,14 @@ caller's ``impl`` and whose ``supports`` says yes runs the layer:
 
 1. ``native``: the C++ kernels (CPU; cells that declare a kernel);
 2. ``linear``: cells declared ``form = "linear"``, all steps at once;
-3. ``xla``: the fused XLA engine, cells declared ``form = "split"``;
-4. ``autodiff``: the cell's own step under ``lax.scan``: every cell.
+3. ``chunkwise``: matrix-state cells (``form = "chunkwise"``), a chunk of
+   steps at a time;
+4. ``xla``: the fused XLA engine, cells declared ``form = "split"``;
+5. ``autodiff``: the cell's own step under ``lax.scan``: every cell.
 
-``impl="auto"`` admits all four, ``"xla"`` the last three, ``"autodiff"``
-the linear engine (itself differentiated by JAX, forward mode included) and
-autodiff, ``"native"`` only the native one, and is an error where it
+``impl="auto"`` admits all five, ``"xla"`` the last four, ``"autodiff"``
+the linear and chunkwise engines (themselves differentiated by JAX, forward
+mode included) and autodiff, ``"native"`` only the native one, and is an error where it
 declines. :func:`select` is that rule; :func:`jaxrnn.which_engine` calls it
 with the same :class:`~.protocol.Spec` as :func:`run_cell`.
 
@@ -30,13 +32,15 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn._src.engines import autodiff
+from jaxrnn._src.engines import chunkwise
 from jaxrnn._src.engines import fused
 from jaxrnn._src.engines import linear
 from jaxrnn._src.engines import native
 from jaxrnn._src.engines import protocol
 from jaxrnn._src.engines import regularisers
 
-ENGINES = (native.Native(), linear.Linear(), fused.Fused(), autodiff.Autodiff())
+ENGINES = (native.Native(), linear.Linear(), chunkwise.Chunkwise(), fused.Fused(),
+           autodiff.Autodiff())
 IMPLS = ("auto", "xla", "native", "autodiff")
 _DEFAULT_IMPL = jax.make_user_context(default_value="auto")
 

@@ -79,7 +79,7 @@ def check(dropout: Optional[RecurrentDropout], key, deterministic: bool,
   if dropout.active() and not deterministic:
     check_key(key, "dropout")
   for cell in cells:
-    if dropout.recurrent > 0 and cell.step_form() == "linear":
+    if dropout.recurrent > 0 and cell.step_form() in ("linear", "chunkwise"):
       raise ValueError(f"dropout.recurrent: {type(cell).__name__} has no "
                        "recurrent product for recurrent dropout to act on; use "
                        "zoneout, input or output dropout")

@@ -178,7 +178,7 @@ def check_reset_carry(cell: base.Cell, params, reset_carry, batch_shape: tuple,
     return
   spatial = tuple(xs.shape[len(xs.shape) - cell.feature_axes():-1])
   want = batch_shape + spatial
-  leading = jax.tree.leaves(reset_carry)[0].shape[:-1] if jax.tree.leaves(reset_carry) else ()
+  leading = cell.carry_batch_shape(params, reset_carry)
   cell.check_carry(params, reset_carry, want if leading == want else leading, name)
   if leading != want and leading != spatial:
     raise ValueError(f"{name}: expected leading shape {base.shape_str(want)} (the "
