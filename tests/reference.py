@@ -228,3 +228,85 @@ def ln_gru(p, state, x):
   n = np.tanh(xn + r * (hn + p.b_hn))
   h = (1 - z) * n + z * h
   return (h,), h
+
+
+# ------------------------------------------------- matrix-state cells (heads)
+def _heads(a, heads):
+  return a.reshape(a.shape[:-1] + (heads, a.shape[-1] // heads))
+
+
+def _l2(a, eps=1e-6):
+  return a / np.sqrt(np.sum(a * a, axis=-1, keepdims=True) + eps)
+
+
+def gla(p, state, x, heads, decay="gated", feature_map="identity"):
+  """Yang et al. (2024), eq. for GLA: S_t = diag(α_t) S_{t-1} + k_tᵀ v_t,
+  o_t = q_t S_t (S is d_k × d_v), α = σ(x W1 W2 + b)^(1/16); RetNet's
+  γ_h = 1 − 2^(−5−h); linear attention α = 1, φ = elu + 1."""
+  (S,) = state
+  phi = (lambda a: np.where(a > 0, a + 1, np.exp(a))) if feature_map == "elu" else (
+      lambda a: a)
+  q, k, v = (_heads(phi(x @ p.w_q), heads), _heads(phi(x @ p.w_k), heads),
+             _heads(x @ p.w_v, heads))
+  q = q / np.sqrt(q.shape[-1])
+  if decay == "gated":
+    alpha = _heads(sigmoid((x @ p.w_a1) @ p.w_a2 + p.b_a) ** (1 / 16), heads)
+  elif decay == "fixed":
+    alpha = np.broadcast_to((1 - 2.0 ** (-5 - np.arange(heads)))[:, None], q.shape)
+  else:
+    alpha = np.ones(q.shape)
+  S = alpha[..., :, None] * S + k[..., :, None] * v[..., None, :]
+  o = np.einsum("...k,...kv->...v", q, S)
+  return (S,), o.reshape(o.shape[:-2] + (-1,))
+
+
+def mlstm(p, state, x, heads):
+  """Beck et al. (2024), eq. 19-27, *unstabilised*: C_t = f C + i v kᵀ
+  (d_v × d_k), n_t = f n + i k, h = o ⊙ C q / max(|nᵀ q|, 1), with
+  i = exp(ĩ), f = σ(f̃), k = x W_k / sqrt(d_k). ``state`` is (C, n)."""
+  C, n = state
+  q, k, v = (_heads(x @ p.w_q, heads), _heads(x @ p.w_k, heads),
+             _heads(x @ p.w_v, heads))
+  k = k / np.sqrt(k.shape[-1])
+  i = np.exp(x @ p.w_i + p.b_i)[..., None]
+  f = sigmoid(x @ p.w_f + p.b_f)[..., None]
+  C = f[..., None] * C + i[..., None] * v[..., :, None] * k[..., None, :]
+  n = f * n + i * k
+  h = np.einsum("...vk,...k->...v", C, q) / np.maximum(
+      np.abs(np.sum(n * q, axis=-1)), 1.0)[..., None]
+  o = sigmoid(x @ p.w_o + p.b_o)
+  return (C, n), o * h.reshape(h.shape[:-2] + (-1,))
+
+
+def delta_net(p, state, x, heads, gated=False, negative_eigenvalues=False):
+  """Yang et al. (2024, 2025), value-major as the papers write it:
+  S_t = S_{t-1} α_t (I − β_t k_t k_tᵀ) + β_t v_t k_tᵀ, o_t = S_t q_t, with
+  L2-normalised q (over sqrt(d_k)) and k; α = 1 for DeltaNet, else
+  exp(−exp(a) softplus(x w_a + b_a))."""
+  (S,) = state  # (..., heads, d_v, d_k)
+  q = _l2(_heads(x @ p.w_q, heads))
+  q = q / np.sqrt(q.shape[-1])
+  k = _l2(_heads(x @ p.w_k, heads))
+  v = _heads(x @ p.w_v, heads)
+  beta = sigmoid(x @ p.w_beta + p.b_beta) * (2 if negative_eigenvalues else 1)
+  alpha = np.ones(beta.shape)
+  if gated:
+    alpha = np.exp(-np.exp(p.a_log) * np.log1p(np.exp(x @ p.w_a + p.b_a)))
+  eye = np.eye(k.shape[-1])
+  transition = alpha[..., None, None] * (
+      eye - beta[..., None, None] * k[..., :, None] * k[..., None, :])
+  S = S @ transition + beta[..., None, None] * v[..., :, None] * k[..., None, :]
+  o = np.einsum("...vk,...k->...v", S, q)
+  return (S,), o.reshape(o.shape[:-2] + (-1,))
+
+
+def s6(p, state, x):
+  """Gu & Dao (2023), Algorithm 2 with the reference scan's discretisation:
+  h = exp(Δ A) h + Δ B x, y = C h + D x, A = −exp(a_log)."""
+  (h,) = state
+  R, N = p.w_dt.shape[0], p.a_log.shape[1]
+  proj = x @ p.w_x
+  dt = np.log1p(np.exp(proj[..., :R] @ p.w_dt + p.b_dt))
+  B, C = proj[..., R:R + N], proj[..., R + N:]
+  h = np.exp(dt[..., None] * -np.exp(p.a_log)) * h + (dt * x)[..., None] * B[..., None, :]
+  return (h,), np.einsum("...dn,...n->...d", h, C) + p.d * x

@@ -246,11 +246,13 @@ class MatrixStateCell(base.Cell):
 
   # -------------------------------------------------------------- sizes
   def initial_carry(self, params, batch_shape=(), dtype=None):
-    """Zeros; ``dtype`` defaults to float32 or the params' wider dtype."""
+    """Zeros in at least float32 (``dtype`` or the params' dtype, promoted):
+    the state accumulates in float32 even for bfloat16 inputs."""
     if dtype is None:
       self.check_params(params)
-      dtype = linear_recurrence.accumulator(params.w_q.dtype)
-    return super().initial_carry(params, batch_shape, dtype)
+      dtype = params.w_q.dtype
+    return super().initial_carry(params, batch_shape,
+                                 linear_recurrence.accumulator(dtype))
 
   def _size_fields(self) -> dict:
     return {"w_q": 2, "w_k": 2, "w_v": 2}
