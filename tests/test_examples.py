@@ -25,17 +25,22 @@ def run(args, tmp_path):
     ("classify.py", ["summary.json", "metrics.json"]),
     ("long_range.py", ["table.md", "summary.json", "learning_curves.png"]),
     ("regularisers.py", ["table.md", "summary.json", "learning_curves.png"]),
+    ("recall.py", ["table.md", "summary.json", "accuracy.png"]),
 ])
 def test_example_smoke(script, outputs, tmp_path):
   # every cell is tested on its own elsewhere: three per table example here
   cells = {"long_range.py": ["--cells", "gru,min_gru,slstm"],
-           "adding_problem.py": ["--cells", "rnn,gru_cho,lstmp"]}.get(script, [])
+           "adding_problem.py": ["--cells", "rnn,gru_cho,lstmp"],
+           "recall.py": ["--cells", "min_gru,gated_deltanet,mlstm"]}.get(script, [])
   out = run([f"examples/{script}", "--smoke", "--no-progress", "--results-dir", str(tmp_path),
              *cells], tmp_path)
   for name in outputs:
     assert (tmp_path / name).stat().st_size > 0, name
   summary = json.loads((tmp_path / "summary.json").read_text())
   assert str(tmp_path) in out
+  if script == "recall.py":  # every cell asked for, an accuracy per number of pairs
+    assert [r["cell"] for r in summary["results"]] == ["min_gru", "gated_deltanet", "mlstm"]
+    assert all(0 <= a <= 1 for r in summary["results"] for a in r["accuracy"].values())
   if script in ("adding_problem.py", "long_range.py"):  # every cell asked for
     assert len(summary["results"]) == 3
     for row in summary["results"]:
@@ -44,6 +49,7 @@ def test_example_smoke(script, outputs, tmp_path):
 
 @pytest.mark.parametrize("script", ["adding_problem.py", "char_lm.py", "forecast.py",
                                     "classify.py", "long_range.py", "regularisers.py",
+                                    "recall.py", "../benchmarks/matrix_state.py",
                                     "../benchmarks/bench.py",
                                     "../benchmarks/profile_native.py",
                                     "../benchmarks/engine_choice.py",
@@ -60,6 +66,17 @@ def test_benchmark_runs(tmp_path):
   records = json.loads((tmp_path / "b.json").read_text())["results"]
   assert {r["impl"] for r in records} == {"jaxrnn native", "jaxrnn xla", "flax LSTMCell"}
   assert all(r["median_ms"] > 0 and r["compile_s"] > 0 for r in records)
+
+
+def test_matrix_state_benchmark_runs(tmp_path):
+  """Every row of the matrix-state section is printed, memax's marked
+  when it is not run."""
+  out = run(["benchmarks/matrix_state.py", "--lengths", "16", "--rounds", "1",
+             "--memax-max-T", "0", "--out", str(tmp_path / "m.md")], tmp_path)
+  for cell in ("mLSTM", "GLA", "DeltaNet", "Gated DeltaNet"):
+    assert sum(f"| {cell} |" in line for line in out.splitlines()) == 3, cell
+  assert out.count("not run above T=0") + out.count("not installed") == 4
+  assert (tmp_path / "m.md").stat().st_size > 0
 
 
 def test_native_profile_runs(tmp_path):

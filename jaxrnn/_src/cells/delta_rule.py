@@ -185,8 +185,7 @@ class DeltaNetCell(ms.MatrixStateCell):
     strictly = jnp.tril(jnp.ones((C, C), bool), -1)
     A = jnp.where(strictly, beta[..., :, None] * (k @ kT) * Gam, 0)
     rhs = beta[..., None] * (v - gamma[..., None] * ms.through_start(k, carry.S, R, seg))
-    U = jax.lax.linalg.triangular_solve(A, rhs, left_side=True, lower=True,
-                                        unit_diagonal=True)
+    U = ms.unit_lower_inverse(A) @ rhs
     out = (gamma[..., None] * ms.through_start(q, carry.S, R, seg)
            + ((q @ kT) * Gam) @ U)
     S = (gamma[..., -1, None, None] * ms.last_start(carry.S, R, seg, 2)

@@ -126,6 +126,35 @@ def chunk_axes(terms, starts, trailing: dict):
   return terms, segments(starts, C)
 
 
+def unit_lower_inverse(A: jax.Array) -> jax.Array:
+  """``(I + A)⁻¹`` for strictly lower-triangular ``A`` ``(..., C, C)``, by
+  block doubling: from the inverses ``T₁₁``, ``T₂₂`` of two diagonal blocks,
+  that of both is ``[[T₁₁, 0], [−T₂₂ A₂₁ T₁₁, T₂₂]]``; ``log₂ C`` rounds of
+  batched matmuls (``C`` is padded to a power of two with identity rows).
+
+  Matmuls only, no LAPACK call: ``lax.linalg.triangular_solve`` on CPU calls
+  the BLAS that jaxlib links, which hung when two compiled programs that
+  contain it ran in turn at chunks of 64 and 128 (two-core x86, jax 0.10.2).
+  """
+  C = A.shape[-1]
+  P = 1 << max(C - 1, 0).bit_length()
+  if P != C:
+    A = jnp.pad(A, [(0, 0)] * (A.ndim - 2) + [(0, P - C), (0, P - C)])
+  batch = A.shape[:-2]
+  T = jnp.ones(batch + (P, 1, 1), A.dtype)  # the inverses of 1 × 1 blocks
+  s = 1
+  while s < P:
+    n = P // s
+    blocks = A.reshape(batch + (n, s, n, s))[..., 1::2, :, 0::2, :]
+    A21 = jnp.moveaxis(jnp.diagonal(blocks, axis1=-4, axis2=-2), -1, -3)
+    T11, T22 = T[..., 0::2, :, :], T[..., 1::2, :, :]
+    T21 = -(T22 @ A21 @ T11)
+    top = jnp.concatenate([T11, jnp.zeros_like(T11)], axis=-1)
+    T = jnp.concatenate([top, jnp.concatenate([T21, T22], axis=-1)], axis=-2)
+    s *= 2
+  return T[..., 0, :C, :C]
+
+
 def time_last(a: jax.Array, trailing: int) -> jax.Array:
   """``(C, *batch, heads, *rest)`` as ``(*batch, heads, C, *rest)``, where
   ``rest`` has ``trailing`` axes."""
