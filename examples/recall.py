@@ -42,10 +42,10 @@ WIDTH, HEADS, STATE = 64, 4, 1024
 CELLS = {  # name: (cell, hidden size), every one with a state of 1024
     "lstm": (jaxrnn.LSTMCell(), STATE // 2),
     "min_gru": (jaxrnn.MinGRUCell(), STATE),
-    "gla": (jaxrnn.GLACell(num_heads=HEADS, chunk_size=16), WIDTH),
-    "deltanet": (jaxrnn.DeltaNetCell(num_heads=HEADS, chunk_size=16), WIDTH),
-    "gated_deltanet": (jaxrnn.GatedDeltaNetCell(num_heads=HEADS, chunk_size=16), WIDTH),
-    "mlstm": (jaxrnn.MLSTMCell(num_heads=HEADS, chunk_size=16), WIDTH),
+    "gla": (jaxrnn.GLACell(num_heads=HEADS), WIDTH),
+    "deltanet": (jaxrnn.DeltaNetCell(num_heads=HEADS), WIDTH),
+    "gated_deltanet": (jaxrnn.GatedDeltaNetCell(num_heads=HEADS), WIDTH),
+    "mlstm": (jaxrnn.MLSTMCell(num_heads=HEADS), WIDTH),
 }
 
 

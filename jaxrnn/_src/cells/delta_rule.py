@@ -101,7 +101,6 @@ class DeltaNetCell(ms.MatrixStateCell):
   form = "chunkwise"  # declared here, with the step and chunk below
   params_type = DeltaNetParams
   carry_type = ms.MatrixState
-  default_chunk_size = 64
   gated = False
 
   def init(self, key, input_size, hidden_size, *, dtype: Any = jnp.float32,

@@ -21,8 +21,7 @@ The chunkwise form: with ``G_t`` the cumulative log decay in a chunk, step
 ``t`` sees step ``j ≤ t`` of its segment through
 ``Σ_d q_td k_jd exp(G_td − G_jd)``, and the incoming state through
 ``(q_t ⊙ exp(G_t)) S``. A per-key decay makes that a ``(C, C, d_k)`` tensor
-per chunk, hence the small default chunk (16); a scalar decay (fixed or none)
-is a ``(C, C)`` matrix and takes chunks of 64.
+per chunk; a scalar decay (fixed or none) a ``(C, C)`` matrix.
 """
 
 from __future__ import annotations
@@ -98,10 +97,6 @@ class GLACell(ms.MatrixStateCell):
     if self.feature_map not in FEATURE_MAPS:
       raise ValueError(f"feature_map: expected one of {FEATURE_MAPS}, got "
                        f"{self.feature_map!r}")
-
-  @property
-  def default_chunk_size(self) -> int:
-    return 16 if self.decay == "gated" else 64
 
   def init(self, key, input_size, hidden_size, *, dtype: Any = jnp.float32,
            initializer: str = "default") -> GLAParams:

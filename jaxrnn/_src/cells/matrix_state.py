@@ -201,13 +201,16 @@ class MatrixStateCell(base.Cell):
     method: ``"auto"`` (chunkwise), ``"chunkwise"``, ``"parallel"`` or
       ``"sequential"``; see the module.
     chunk_size: the chunk length ``C`` of the chunkwise form, or ``None``
-      for the family's measured default (:attr:`default_chunk_size`). ``T``
-      need not be a multiple of it.
+      for the measured default, 16. ``T`` need not be a multiple of it.
   """
 
   form = "chunkwise"
   num_gates = 1
-  default_chunk_size = 64
+  # Measured (benchmarks/matrix_state.py --chunk-sweep 1024, forward+backward,
+  # B=4 d_model=256, 4 heads, interleaved): chunks of 16 were the fastest or
+  # tied for it for every cell, GLA's per-key decay most of all (C=64 took
+  # 3.1x the time); see benchmarks/results/matrix_state_chunks.md.
+  default_chunk_size = 16
 
   num_heads: int = 4
   key_size: Optional[int] = None

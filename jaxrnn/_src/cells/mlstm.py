@@ -93,7 +93,6 @@ class MLSTMCell(ms.MatrixStateCell):
   form = "chunkwise"  # declared here, with the step and chunk below
   params_type = MLSTMParams
   carry_type = MLSTMState
-  default_chunk_size = 64
 
   def init(self, key, input_size, hidden_size, *, dtype: Any = jnp.float32,
            initializer: str = "default") -> MLSTMParams:
