@@ -23,7 +23,9 @@ Peers that are not installed are skipped with a line saying so.
 
 Then the workloads of benchmarks/workloads.py: one-step calls in a jitted
 RL rollout, a training step of a 2-layer model, and the native per-step
-product as a fraction of the machine's matmul peak.
+product as a fraction of the machine's matmul peak; and the matrix-state
+cells of benchmarks/matrix_state.py (chunkwise against sequential and memax,
+about 15 minutes more).
 
 Writes a markdown table to stdout and to benchmarks/results/latest.md, and
 one JSON record per row to benchmarks/results/latest.json.
@@ -476,6 +478,10 @@ def main(argv=None):
     whole = workloads.report(3 if args.quick else args.runs)
     print("\nWorkloads (benchmarks/workloads.py):\n\n" + whole)
     report += ["", "Workloads (benchmarks/workloads.py):", "", whole]
+    import matrix_state  # pylint: disable=import-outside-toplevel
+    matrix = matrix_state.main(["--rounds", "3"] + (["--lengths", "256,1024"]
+                                                     if args.quick else []))
+    report += ["", "Matrix-state cells (benchmarks/matrix_state.py):", "", matrix]
   out.with_suffix(".md").write_text("\n".join(report) + "\n")
   print(f"\nwrote {out} and {out.with_suffix('.md')}")
 

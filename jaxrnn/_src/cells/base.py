@@ -455,6 +455,13 @@ def add_biases(y: Optional[Array], *biases) -> Optional[Array]:
   return y + total
 
 
+def refuse_recurrent_dropout(cell, h_mask: Optional[Array]) -> None:
+  """A cell whose state takes no recurrent product refuses its mask."""
+  if h_mask is not None:
+    raise ValueError(f"dropout: {type(cell).__name__} has no recurrent product "
+                     "for recurrent dropout to act on")
+
+
 def drop(h: Array, mask: Optional[Array]) -> Array:
   """``h * mask``, or ``h`` when there is no mask."""
   return h if mask is None else h * mask.astype(h.dtype)

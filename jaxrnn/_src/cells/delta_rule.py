@@ -32,13 +32,12 @@ transitions.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 
-from jaxrnn._src.cells import linear_recurrence
+from jaxrnn._src.cells import initializers
 from jaxrnn._src.cells import matrix_state as ms
 
 
@@ -74,18 +73,6 @@ class DeltaTerms(NamedTuple):
   g: Optional[jax.Array]
 
 
-def inverse_softplus(y):
-  return y + jnp.log(-jnp.expm1(-y))
-
-
-def dt_bias(key, shape, dtype, dt_min: float = 1e-3, dt_max: float = 1e-1):
-  """Mamba's ``Δ`` bias: ``softplus⁻¹(Δ)`` with ``Δ`` log-uniform in
-  ``[dt_min, dt_max]`` (at least 1e-4), so that ``softplus(b) = Δ``."""
-  u = jax.random.uniform(key, shape)
-  dt = jnp.exp(u * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
-  return inverse_softplus(jnp.maximum(dt, 1e-4)).astype(dtype)
-
-
 @dataclasses.dataclass(frozen=True)
 class DeltaNetCell(ms.MatrixStateCell):
   """DeltaNet (see the module).
@@ -119,7 +106,7 @@ class DeltaNetCell(ms.MatrixStateCell):
     if self.gated:
       params = params._replace(
           w_a=ms.dense(keys[4], input_size, H, dtype),
-          b_a=dt_bias(keys[5], (H,), dtype),
+          b_a=initializers.dt_bias(keys[5], (H,), dtype),
           a_log=jnp.log(jax.random.uniform(keys[6], (H,), minval=1.0,
                                            maxval=16.0)).astype(dtype))
     return params
@@ -138,9 +125,7 @@ class DeltaNetCell(ms.MatrixStateCell):
 
   # ---------------------------------------------------------- the family
   def terms(self, params, x) -> DeltaTerms:
-    acc = linear_recurrence.accumulator(x.dtype, params.w_q.dtype)
-    x = x.astype(acc)
-    p = jax.tree.map(lambda a: a.astype(acc), params)
+    p, x = self.in_accumulator(params, x)
     H = self.num_heads
     d_k, _ = self.head_sizes(params)
     q = ms.l2_normalize(ms.split_heads(x @ p.w_q, H)) * ms.key_scale(d_k)

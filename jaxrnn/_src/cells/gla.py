@@ -33,7 +33,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrnn._src.cells import linear_recurrence
 from jaxrnn._src.cells import matrix_state as ms
 
 DECAYS = ("gated", "fixed", "none")
@@ -131,17 +130,17 @@ class GLACell(ms.MatrixStateCell):
 
   # ---------------------------------------------------------- the family
   def terms(self, params, x) -> GLATerms:
-    acc = linear_recurrence.accumulator(x.dtype, params.w_q.dtype)
-    x = x.astype(acc)
+    p, x = self.in_accumulator(params, x)
+    acc = x.dtype
     H = self.num_heads
     d_k, _ = self.head_sizes(params)
     phi = ((lambda a: jax.nn.elu(a) + 1) if self.feature_map == "elu"
            else (lambda a: a))
-    q = ms.split_heads(phi(x @ params.w_q.astype(acc)), H) * ms.key_scale(d_k)
-    k = ms.split_heads(phi(x @ params.w_k.astype(acc)), H)
-    v = ms.split_heads(x @ params.w_v.astype(acc), H)
+    q = ms.split_heads(phi(x @ p.w_q), H) * ms.key_scale(d_k)
+    k = ms.split_heads(phi(x @ p.w_k), H)
+    v = ms.split_heads(x @ p.w_v, H)
     if self.decay == "gated":
-      z = (x @ params.w_a1.astype(acc)) @ params.w_a2.astype(acc) + params.b_a.astype(acc)
+      z = (x @ p.w_a1) @ p.w_a2 + p.b_a
       g = ms.split_heads(jax.nn.log_sigmoid(z) / TEMPERATURE, H)
     elif self.decay == "fixed":
       gamma = 1.0 - 2.0 ** (-5.0 - np.arange(H))

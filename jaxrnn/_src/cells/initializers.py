@@ -14,6 +14,7 @@ Two schemes, chosen by ``initializer=``:
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -64,3 +65,16 @@ def fused_weights(key: jax.Array, input_size: int, hidden_size: int,
   w_i, w_h = w_i.astype(dtype), w_h.astype(dtype)
   zeros = jnp.zeros((k,), dtype)
   return FusedWeights(w_i, w_h, zeros, zeros)
+
+
+def inverse_softplus(y):
+  """``x`` with ``softplus(x) = y``, for ``y > 0``."""
+  return y + jnp.log(-jnp.expm1(-y))
+
+
+def dt_bias(key, shape, dtype, dt_min: float = 1e-3, dt_max: float = 1e-1):
+  """Mamba's ``Δ`` bias: ``softplus⁻¹(Δ)`` with ``Δ`` log-uniform in
+  ``[dt_min, dt_max]`` (at least 1e-4), so that ``softplus(b) = Δ``."""
+  u = jax.random.uniform(key, shape)
+  dt = jnp.exp(u * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+  return inverse_softplus(jnp.maximum(dt, 1e-4)).astype(dtype)

@@ -125,9 +125,7 @@ class LinearRecurrentCell(base.Cell):
     return x
 
   def recurrence(self, params, carry, x, h_mask=None):
-    if h_mask is not None:
-      raise ValueError(f"dropout: {type(self).__name__} has no recurrent product "
-                       "for recurrent dropout to act on")
+    base.refuse_recurrent_dropout(self, h_mask)
     a, b = self.coefficients(params, x)
     h = a * self.state(carry) + b
     new = jax.tree.map(lambda n, o: n.astype(o.dtype), self.to_carry(h), carry)

@@ -262,13 +262,17 @@ class MatrixStateCell(base.Cell):
     return x
 
   def recurrence(self, params, carry, x, h_mask=None):
-    if h_mask is not None:
-      raise ValueError(f"dropout: {type(self).__name__} has no recurrent product "
-                       "for recurrent dropout to act on")
+    base.refuse_recurrent_dropout(self, h_mask)
     new, out = self.step(self.terms(params, x), carry)
     new = jax.tree.map(lambda n, o: n.astype(o.dtype), new, carry)
     return new, self.readout(params, out, x).astype(
         linear_recurrence.output_dtype(params, x))
+
+  def in_accumulator(self, params, x) -> tuple:
+    """``(params, x)`` in the dtype the terms are computed in: at least
+    float32."""
+    acc = linear_recurrence.accumulator(x.dtype, params.w_q.dtype)
+    return jax.tree.map(lambda a: a.astype(acc), params), x.astype(acc)
 
   def resolved_chunk_size(self, T: int) -> int:
     """The chunk length for ``T`` steps: all of them for ``"parallel"``."""

@@ -31,7 +31,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxrnn._src.cells import linear_recurrence
 from jaxrnn._src.cells import matrix_state as ms
 
 
@@ -123,9 +122,7 @@ class MLSTMCell(ms.MatrixStateCell):
 
   # ---------------------------------------------------------- the family
   def terms(self, params, x) -> MLSTMTerms:
-    acc = linear_recurrence.accumulator(x.dtype, params.w_q.dtype)
-    x = x.astype(acc)
-    p = jax.tree.map(lambda a: a.astype(acc), params)
+    p, x = self.in_accumulator(params, x)
     H = self.num_heads
     d_k, _ = self.head_sizes(params)
     return MLSTMTerms(ms.split_heads(x @ p.w_q, H),

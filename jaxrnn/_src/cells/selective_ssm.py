@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrnn._src.cells import base
-from jaxrnn._src.cells import delta_rule
+from jaxrnn._src.cells import initializers
 from jaxrnn._src.cells import linear_recurrence
 from jaxrnn._src.cells import matrix_state as ms
 
@@ -89,7 +89,7 @@ class SelectiveSSMCell(linear_recurrence.LinearRecurrentCell):
     return SelectiveSSMParams(
         ms.dense(k_x, D, R + 2 * N, dtype),
         jax.random.uniform(k_dt, (R, D), minval=-bound, maxval=bound).astype(dtype),
-        delta_rule.dt_bias(k_b, (D,), dtype),
+        initializers.dt_bias(k_b, (D,), dtype),
         jnp.log(jnp.broadcast_to(jnp.arange(1, N + 1, dtype=jnp.float32),
                                  (D, N))).astype(dtype),
         jnp.ones((D,), dtype))
