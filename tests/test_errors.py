@@ -8,7 +8,8 @@ import pytest
 
 import jaxrnn
 
-pytestmark = pytest.mark.usefixtures("engine")  # each test on both engines
+# The default engine ("auto": the native kernels where they apply) only; the
+# engines equal each other by tests/test_native.py and tests/test_engines.py.
 
 KEY = jax.random.key(0)
 LSTM = jaxrnn.LSTMCell()

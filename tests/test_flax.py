@@ -13,7 +13,8 @@ from jaxrnn import interop
 from jaxrnn import linen as jrl
 from jaxrnn import nnx as jrn
 
-pytestmark = pytest.mark.usefixtures("engine")  # each test on both engines
+# The default engine ("auto": the native kernels where they apply) only; the
+# engines equal each other by tests/test_native.py and tests/test_engines.py.
 
 XS = jax.random.normal(jax.random.key(0), (3, 7, 5))
 LENGTHS = jnp.array([7, 2, 5])

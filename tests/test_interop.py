@@ -11,7 +11,8 @@ import torch
 import jaxrnn
 from jaxrnn import interop
 
-pytestmark = pytest.mark.usefixtures("engine")  # each test on both engines
+# The default engine ("auto": the native kernels where they apply) only; the
+# engines equal each other by tests/test_native.py and tests/test_engines.py.
 
 TORCH_CLASSES = {"RNN_TANH": torch.nn.RNN, "RNN_RELU": torch.nn.RNN,
                  "LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU}
