@@ -30,6 +30,7 @@ identity step by :meth:`MatrixStateCell.hold` (decay 1, nothing written).
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 from typing import Any, NamedTuple, Optional
@@ -228,26 +229,26 @@ class MatrixStateCell(base.Cell):
         raise ValueError(f"{name}: expected a positive int, got {value!r}")
 
   # ---------------------------------------------------------- the family
+  @abc.abstractmethod
   def terms(self, params, x) -> NamedTuple:
     """Every step's queries, keys, values and gates from ``x`` ``(*lead,
     input_size)``: arrays ``(*lead, heads, ...)`` in at least float32."""
-    raise NotImplementedError
 
+  @abc.abstractmethod
   def hold(self, terms, valid) -> NamedTuple:
     """``terms`` with every step where ``valid`` ``(*lead,)`` is false made
     an identity step: the state is unchanged by it."""
-    raise NotImplementedError
 
+  @abc.abstractmethod
   def step(self, terms, carry) -> tuple:
     """One step of the paper's recurrence: ``(carry', out)``, ``out`` of
     shape ``(*batch, heads, d_v)``."""
-    raise NotImplementedError
 
+  @abc.abstractmethod
   def chunk(self, terms, carry, reset_to, starts) -> tuple:
     """The chunkwise form over a chunk: ``terms`` with a leading axis of
     ``C`` steps, ``starts`` ``(C, *batch)`` (a reset before the step) or
     ``None``; ``(carry after the chunk, outs (C, *batch, heads, d_v))``."""
-    raise NotImplementedError
 
   def readout(self, params, out, x) -> jax.Array:
     """The output ``(*lead, hidden_size)`` from the heads' ``out`` and the
