@@ -359,7 +359,7 @@ def test_native_splits_a_sharded_batch():
   and a data-parallel train step does the same."""
   script = textwrap.dedent('''
       import os
-      os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+      os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
       import jax, jax.numpy as jnp, numpy as np, optax, jaxrnn
       from jaxrnn import train
       from jax.sharding import NamedSharding, PartitionSpec as P

@@ -24,7 +24,7 @@ def free_port():
 
 def launch(run_dir, nproc, **env):
   port = str(free_port())
-  env = {**os.environ, "XLA_FLAGS": "", **{k: str(v) for k, v in env.items()}}
+  env = {**os.environ, **{k: str(v) for k, v in env.items()}}
   procs = [subprocess.Popen([sys.executable, SCRIPT, str(run_dir), str(nproc), str(pid), port],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
            for pid in range(nproc)]

@@ -17,7 +17,8 @@ SCRIPT = pathlib.Path(__file__).resolve().parent / "sequence_parallel_script.py"
 
 
 def test_sharded_time_equals_one_device():
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+  env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
+         + " --xla_force_host_platform_device_count=4"}
   proc = subprocess.run([sys.executable, str(SCRIPT)], env=env, capture_output=True,
                         text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]

@@ -184,7 +184,8 @@ print(len(jax.devices()))
 def test_data_parallel_on_8_devices_equals_one(tmp_path):
   results = {}
   for devices in (1, 8):
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+    env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
+           + f" --xla_force_host_platform_device_count={devices}",
            "JAX_PLATFORMS": "cpu"}
     out = tmp_path / f"{devices}.npy"
     proc = subprocess.run([sys.executable, "-c", SHARDING_SCRIPT, str(pathlib.Path(__file__).parent),

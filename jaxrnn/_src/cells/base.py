@@ -119,8 +119,9 @@ def as_array(value: Any, name: str) -> Any:
 def as_carry(carry: Any, name: str) -> Any:
   """Lists inside a carry (its NamedTuple fields, or the carries of a
   Bidirectional or Stacked layer) as arrays."""
-  if hasattr(carry, "_fields"):
-    return type(carry)(*(as_array(v, f"{name}.{f}")
+  if hasattr(carry, "_fields"):  # a field may be a carry itself (a block's)
+    return type(carry)(*(as_carry(v, f"{name}.{f}") if hasattr(v, "_fields")
+                         else as_array(v, f"{name}.{f}")
                          for f, v in zip(carry._fields, carry)))
   if isinstance(carry, (tuple, list)):
     return type(carry)(as_carry(c, f"{name}[{i}]") for i, c in enumerate(carry))

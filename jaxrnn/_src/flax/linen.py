@@ -170,3 +170,52 @@ def to_functional(variables):
 def from_functional(params):
   """Linen variables holding functional ``params`` (exact)."""
   return {"params": {PARAM_NAME: params}}
+
+
+def init_block(layer, key, d_model, dtype):
+  """A block's params for width ``d_model``, or a sequence model's (its
+  width is its own)."""
+  if hasattr(layer, "blocks"):  # a SequenceModel
+    return layer.init(key, dtype=dtype)
+  return layer.init(key, d_model, dtype=dtype)
+
+
+class Block(nn.Module):
+  """A jaxrnn block (:mod:`jaxrnn.blocks`) or sequence model as a linen
+  module: ``module(xs, ...) -> (carry, ys)`` over a sequence, as
+  :func:`jaxrnn.scan` runs it, and ``module.step(carry, x) -> (carry, y)``
+  for one step (``module.apply(variables, carry, x, method="step")``).
+
+  Attributes:
+    block: the functional block, or a :class:`jaxrnn.blocks.SequenceModel`.
+    d_model: the block's width (ignored for a sequence model, which has its own).
+    unroll, remat, time_major, impl: as in :func:`jaxrnn.scan`.
+    param_dtype: passed to ``init``.
+  """
+
+  block: Any
+  d_model: Optional[int] = None
+  unroll: int = 1
+  remat: bool = False
+  time_major: bool = False
+  impl: Optional[str] = None
+  param_dtype: Any = jnp.float32
+
+  def setup(self):
+    self.layer = self.param(PARAM_NAME, lambda key: init_block(
+        self.block, key, self.d_model, self.param_dtype))
+
+  def __call__(self, xs, *, initial_carry=None, seq_lengths=None, mask=None,
+               resets=None, reset_carry=None):
+    return scan_lib.apply(self.block, self.layer, xs, initial_carry=initial_carry,
+                          seq_lengths=seq_lengths, mask=mask, resets=resets,
+                          reset_carry=reset_carry, time_major=self.time_major,
+                          unroll=self.unroll, remat=self.remat, impl=self.impl)
+
+  def step(self, carry, x):
+    return self.block(self.layer, carry, x)
+
+  def initialize_carry(self, batch_shape=()):
+    """The zero carry for a batch (``module.apply(variables, batch_shape,
+    method="initialize_carry")``)."""
+    return self.block.initial_carry(self.layer, tuple(batch_shape))

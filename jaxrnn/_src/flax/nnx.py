@@ -105,12 +105,12 @@ def _store(module, params) -> None:
   module.layer = nnx.List([nnx.Param(leaf) for leaf in leaves])
 
 
-def to_functional(module: Union[Cell, RNN]):
+def to_functional(module: Union[Cell, RNN, "Block"]):
   """The functional params a module holds (exact)."""
   return jax.tree.unflatten(module.treedef, [p[...] for p in module.layer])
 
 
-def load_functional(module: Union[Cell, RNN], params) -> None:
+def load_functional(module: Union[Cell, RNN, "Block"], params) -> None:
   """Puts functional ``params`` into ``module`` in place (exact).
 
   ``params`` have the module's structure and shapes, except that a bias
@@ -131,6 +131,8 @@ def load_functional(module: Union[Cell, RNN], params) -> None:
   if got_def != have_def:
     raise error
   for (path, new), (_, old) in zip(got, have):
+    if new is None and old is None:  # a part the options leave out
+      continue
     if new is None or old is None:
       field = getattr(path[-1], "name", None) if path else None
       if field not in ("b_i", "b_h"):
@@ -138,7 +140,7 @@ def load_functional(module: Union[Cell, RNN], params) -> None:
     elif jnp.shape(new) != jnp.shape(old):
       raise error
   spec = module.cell if isinstance(module, Cell) else module.spec
-  if isinstance(spec, base.Cell):
+  if hasattr(spec, "check_params"):  # a cell, a block or a sequence model
     spec.check_params(params)
   else:
     spec._check_params(params, "params")  # pylint: disable=protected-access
@@ -147,3 +149,36 @@ def load_functional(module: Union[Cell, RNN], params) -> None:
     return
   for variable, leaf in zip(module.layer, jax.tree.leaves(params)):
     variable[...] = jnp.asarray(leaf)  # a whole replacement, in every flax >= 0.12
+
+
+class Block(nnx.Module):
+  """A jaxrnn block (:mod:`jaxrnn.blocks`) or sequence model as an nnx
+  module: ``module(xs, ...) -> (carry, ys)`` over a sequence, as
+  :func:`jaxrnn.scan` runs it, and ``module.step(carry, x) -> (carry, y)``
+  for one step. ``d_model`` is the block's width (a sequence model has its
+  own; pass ``None``); ``unroll``, ``remat``, ``time_major`` and ``impl``
+  are as in :func:`jaxrnn.scan`.
+  """
+
+  def __init__(self, block, d_model: Optional[int], *, rngs: nnx.Rngs,
+               unroll: int = 1, remat: bool = False, time_major: bool = False,
+               impl: Optional[str] = None, param_dtype: Any = jnp.float32):
+    if impl is not None:
+      scan_lib.check_impl(impl)
+    self.spec = block
+    self.unroll, self.remat, self.time_major, self.impl = unroll, remat, time_major, impl
+    _store(self, flax_linen.init_block(block, rngs.params(), d_model, param_dtype))
+
+  def __call__(self, xs, *, initial_carry=None, seq_lengths=None, mask=None,
+               resets=None, reset_carry=None):
+    return scan_lib.apply(self.spec, to_functional(self), xs,
+                          initial_carry=initial_carry, seq_lengths=seq_lengths,
+                          mask=mask, resets=resets, reset_carry=reset_carry,
+                          time_major=self.time_major, unroll=self.unroll,
+                          remat=self.remat, impl=self.impl)
+
+  def step(self, carry, x):
+    return self.spec(to_functional(self), carry, x)
+
+  def initialize_carry(self, batch_shape=()):
+    return self.spec.initial_carry(to_functional(self), tuple(batch_shape))

@@ -25,6 +25,7 @@ so every segment equals a separate run of it in both directions.
 
 from __future__ import annotations
 
+import abc
 import functools
 from typing import Any, Optional, Sequence
 
@@ -147,10 +148,30 @@ def check_unroll(unroll) -> None:
     raise ValueError(f"unroll: expected a positive int or a bool, got {unroll!r}")
 
 
+class SequenceLayer(abc.ABC):
+  """What :func:`scan` runs besides a cell: a layer with a step form
+  ``layer(params, carry, x) -> (carry, y)`` and a sequence form ``run``
+  (a block, :mod:`jaxrnn._src.blocks`).
+
+  Besides ``init`` and ``initial_carry``, it answers ``feature_axes()``,
+  ``check_inputs(params, xs, initial_carry, batch_shape, *, reset_carry,
+  ...)``, ``check_regularisers(dropout, key, deterministic)`` and
+  ``run(params, xs, carry, valid, **options)`` (time-major, no checks), as
+  :class:`jaxrnn.Stacked` does; ``output_feature_axes()`` is the number of
+  feature axes of its outputs where it differs (token inputs have none).
+  """
+
+  def feature_axes(self) -> int:
+    return 1
+
+  def output_feature_axes(self) -> int:
+    return self.feature_axes()
+
+
 def check_cell(cell: Any, name: str = "cell") -> None:
-  if not isinstance(cell, base.Cell):
-    raise TypeError(f"{name}: expected a jaxrnn cell (e.g. jaxrnn.LSTMCell()), "
-                    f"got {type(cell).__name__}")
+  if not isinstance(cell, (base.Cell, SequenceLayer)):
+    raise TypeError(f"{name}: expected a jaxrnn cell (e.g. jaxrnn.LSTMCell()) or "
+                    f"block, got {type(cell).__name__}")
 
 
 def check_cell_inputs(cell: base.Cell, params, xs, carry, batch_shape: tuple, *,
@@ -267,11 +288,13 @@ def _apply(layer, params, xs, initial_carry, seq_lengths, mask, resets,
   if reverse:
     options["reverse"] = True
   carry, ys = run_layer(layer, params, xs, initial_carry, valid, **options)
+  if isinstance(layer, SequenceLayer):
+    features = layer.output_feature_axes()
   return carry, from_time_major(ys, time_major, features)
 
 
 # ------------------------------------------------------------------- public
-def scan(cell: base.Cell, params: Any, xs: Array, *,
+def scan(cell: Any, params: Any, xs: Array, *,
          initial_carry: Optional[Any] = None,
          seq_lengths: Optional[Array] = None,
          mask: Optional[Array] = None,
@@ -288,7 +311,8 @@ def scan(cell: base.Cell, params: Any, xs: Array, *,
   """Runs ``cell`` over a sequence (jit-compiled).
 
   Args:
-    cell: a jaxrnn cell, e.g. ``LSTMCell()``.
+    cell: a jaxrnn cell, e.g. ``LSTMCell()``, or a block
+      (:mod:`jaxrnn.blocks`, ``reverse`` and ``dropout`` excepted).
     params: the cell's params.
     xs: inputs ``(*batch, T, input_size)``, or ``(T, *batch, input_size)``
       when ``time_major``; any number of batch dimensions, including none.
@@ -371,6 +395,10 @@ def which_engine(cell: base.Cell, params: Any, xs: Array, *,
   (:func:`jaxrnn._src.engines.registry.plan`). Raises as :func:`scan` would.
   """
   del unroll, key
+  if isinstance(cell, SequenceLayer):
+    raise TypeError(f"cell: which_engine answers for a cell; a "
+                    f"{type(cell).__name__} runs its cell ({type(cell.cell).__name__}) "
+                    f"on the engine which_engine(block.cell, params.cell, ...) names")
   check_cell(cell)
   impl = resolve_impl(impl)
   xs, initial_carry, seq_lengths, mask, resets = as_arrays(
