@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: test test-min demo bench docs clean
+.PHONY: test test-min demo bench learn docs clean
 
 # setup.py builds the native kernels; any change to them reinstalls.
 NATIVE := setup.py $(wildcard jaxrnn/_native/*.cc jaxrnn/_native/*.h)
@@ -47,6 +47,15 @@ $(VENV)/.bench: $(VENV)/.base
 
 bench: $(VENV)/.bench
 	$(PY) benchmarks/bench.py
+
+# The learning suite (benchmarks/learning.py): every cell on four tasks
+# against the papers' anchors; writes benchmarks/results/learning.{md,json,png}.
+$(VENV)/.learn: $(VENV)/.base
+	$(PY) -m pip install --quiet -e '.[learn]'
+	touch $@
+
+learn: $(VENV)/.learn
+	$(PY) benchmarks/learning.py
 
 demo: $(VENV)/.base
 	$(PY) examples/adding_problem.py

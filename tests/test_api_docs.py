@@ -10,7 +10,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PAGES = "\n".join(p.read_text() for p in sorted((ROOT / "docs").glob("*.md")))
-MODULES = ("jaxrnn", "jaxrnn.linen", "jaxrnn.nnx", "jaxrnn.interop", "jaxrnn.train")
+MODULES = ("jaxrnn", "jaxrnn.blocks", "jaxrnn.linen", "jaxrnn.nnx", "jaxrnn.interop",
+           "jaxrnn.train")
 
 
 def documented():

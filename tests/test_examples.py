@@ -6,6 +6,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -47,15 +48,30 @@ def test_example_smoke(script, outputs, tmp_path):
       assert row["label"] in out and 0 <= row["test_mse"] < 10
 
 
-@pytest.mark.parametrize("script", ["adding_problem.py", "char_lm.py", "forecast.py",
-                                    "classify.py", "long_range.py", "regularisers.py",
-                                    "recall.py", "../benchmarks/matrix_state.py",
-                                    "../benchmarks/bench.py",
-                                    "../benchmarks/profile_native.py",
-                                    "../benchmarks/engine_choice.py",
-                                    "../benchmarks/workloads.py"])
-def test_help(script, tmp_path):
-  assert "usage" in run([f"examples/{script}", "--help"], tmp_path)
+SCRIPTS = ["examples/adding_problem.py", "examples/char_lm.py", "examples/forecast.py",
+           "examples/classify.py", "examples/long_range.py", "examples/regularisers.py",
+           "examples/recall.py", "benchmarks/matrix_state.py", "benchmarks/bench.py",
+           "benchmarks/profile_native.py", "benchmarks/engine_choice.py",
+           "benchmarks/workloads.py", "benchmarks/learning.py"]
+
+# Every script's --help, in one interpreter (one import of jax, not thirteen).
+HELP = """
+import contextlib, io, runpy, sys
+for path in sys.argv[1:]:
+  sys.argv, out = [path, "--help"], io.StringIO()
+  with contextlib.redirect_stdout(out):
+    try:
+      runpy.run_path(path, run_name="__main__")
+    except SystemExit as stop:
+      assert stop.code in (0, None), (path, stop.code)
+  assert "usage" in out.getvalue(), path
+  print("ok", path)
+"""
+
+
+def test_help(tmp_path):
+  out = run(["-c", HELP, *SCRIPTS], tmp_path)
+  assert [line.split()[1] for line in out.splitlines()] == SCRIPTS
 
 
 def test_benchmark_runs(tmp_path):
@@ -66,6 +82,23 @@ def test_benchmark_runs(tmp_path):
   records = json.loads((tmp_path / "b.json").read_text())["results"]
   assert {r["impl"] for r in records} == {"jaxrnn native", "jaxrnn xla", "flax LSTMCell"}
   assert all(r["median_ms"] > 0 and r["compile_s"] > 0 for r in records)
+
+
+def test_learning_suite_runs(tmp_path):
+  """Every task, one row each, at tiny sizes: each row printed, a table per
+  task, JSON with a finite score for every row, a sample of the language
+  model, and the plot."""
+  out = run(["benchmarks/learning.py", "--smoke", "--out", str(tmp_path)], tmp_path)
+  results = json.loads((tmp_path / "learning_smoke.json").read_text())["results"]
+  assert [(r["task"], r["row"]) for r in results] == [
+      ("adding", "min_gru"), ("selective_copy", "mamba"), ("mnist1d", "lstm"),
+      ("shakespeare", "lstm")]
+  for r in results:
+    assert np.isfinite(r["final"]) and r["steps"] == 20 and r["label"] in out
+  assert results[-1]["sample"].startswith("ROMEO.") and len(results[-1]["sample"]) > 40
+  table = (tmp_path / "learning_smoke.md").read_text()
+  assert table.count("### ") == 4 and "Anchor: GRU 91%" in table
+  assert (tmp_path / "learning_smoke.png").stat().st_size > 0
 
 
 def test_matrix_state_benchmark_runs(tmp_path):

@@ -1,0 +1,405 @@
+"""The learning suite: every cell family in the same block, and the papers'
+own blocks, trained on four tasks, each against a published anchor.
+
+Tasks (all generated in code, from a package, or from a file the repo ships):
+
+- ``adding``: the adding problem at T=1000 (Hochreiter & Schmidhuber 1997;
+  examples/adding_problem.py). Solved is test MSE < 0.01 (the mean predictor
+  scores 0.167); the table gives the steps and seconds to solve.
+- ``selective_copy``: Gu & Dao (2023)'s selective copying, scaled down to a
+  sequence of 256 tokens with 16 to copy (the papers use 4096), 8 token
+  values. The minGRU paper (Feng et al. 2024, Table 1) reaches 96.8%
+  (minGRU) and 85.7% (minLSTM) with 2 layers at full scale.
+- ``mnist1d``: MNIST-1D (Greydanus 2020), built by the ``mnist1d`` package's
+  ``make_dataset`` (no download): 4000 training and 1000 test sequences of
+  40 values. Its README: GRU 91%, CNN 94%, MLP 68%.
+- ``shakespeare``: a character language model on 18 plays shipped in
+  ``examples/data/shakespeare.txt.gz`` (its README gives the provenance);
+  the last 10% is the validation text. nanoGPT's CPU setting (4 layers, 128
+  wide, context 64, 2000 iterations, about 3 minutes on a laptop) reaches
+  1.88 nats/char on tiny-shakespeare, a similar but not identical corpus.
+
+Every model is :class:`jaxrnn.blocks.SequenceModel`: an input layer, two
+blocks (by default), a final RMSNorm and a read-out. A cell row puts the cell
+in the same pre-norm block (a width-4 causal convolution, the cell, a GeGLU
+MLP of expansion 2); a paper's row uses its block (Griffin, Mamba, xLSTM's
+two). ``d_model`` is the same for every row of a task, so the parameters are
+not equal: the table gives each row's count.
+
+  python benchmarks/learning.py                       # defaults: every task, the default rows
+  python benchmarks/learning.py --tasks adding --cells lstm,min_gru --seeds 3
+  python benchmarks/learning.py --smoke --out /tmp/learn
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gzip
+import json
+import math
+import pathlib
+import sys
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxrnn
+from jaxrnn import blocks
+from jaxrnn import train
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "examples"))
+from adding_problem import adding_batch  # noqa: E402
+
+
+def cell_block(cell):
+  return lambda: blocks.PreNormBlock(cell, conv_size=4, mlp="geglu", expansion=2.0)
+
+
+ROWS = {
+    "lstm": ("LSTM", cell_block(jaxrnn.LSTMCell())),
+    "gru": ("GRU", cell_block(jaxrnn.GRUCell())),
+    "min_gru": ("minGRU", cell_block(jaxrnn.MinGRUCell())),
+    "min_lstm": ("minLSTM", cell_block(jaxrnn.MinLSTMCell())),
+    "lru": ("LRU", cell_block(jaxrnn.LRUCell(r_min=0.9, r_max=0.999, max_phase=0.314))),
+    "rg_lru": ("RG-LRU", cell_block(jaxrnn.RGLRUCell())),
+    "slstm": ("sLSTM", cell_block(jaxrnn.SLSTMCell(num_heads=4))),
+    "mlstm": ("mLSTM", cell_block(jaxrnn.MLSTMCell(num_heads=4))),
+    "gla": ("GLA", cell_block(jaxrnn.GLACell(num_heads=4))),
+    "gated_deltanet": ("Gated DeltaNet", cell_block(jaxrnn.GatedDeltaNetCell(num_heads=4))),
+    "s6": ("S6", cell_block(jaxrnn.SelectiveSSMCell())),
+    "griffin": ("Griffin block (RG-LRU)", blocks.GriffinBlock),
+    "mamba": ("Mamba block (S6)", blocks.MambaBlock),
+    "xlstm_s": ("xLSTM sLSTM block", blocks.SLSTMBlock),
+    "xlstm_m": ("xLSTM mLSTM block", blocks.MLSTMBlock),
+}
+
+
+@dataclasses.dataclass
+class Task:
+  """A task: data, model shape, loss, metric and budget.
+
+  ``batch(key)`` gives a training batch; ``evaluate(model, params)`` the
+  test metrics; ``score`` names the metric in the table, ``solved`` says
+  whether a score meets the task's bar (``None``: no bar).
+  """
+
+  name: str
+  title: str
+  anchor: str
+  d_model: int
+  steps: int
+  learning_rate: float
+  batch: Callable
+  loss: Callable
+  evaluate: Callable
+  model_kwargs: dict
+  score: str
+  higher_is_better: bool
+  solved: Callable = None
+  eval_every: int = 100
+  stop_when_solved: bool = False
+  num_blocks: int = 2
+
+
+# ------------------------------------------------------------------ tasks
+def adding_task(smoke: bool) -> Task:
+  T, B = (40, 8) if smoke else (1000, 32)
+  test = adding_batch(jax.random.key(10_000), 64 if smoke else 512, T)
+
+  def loss(model, params, batch):
+    xs, targets = batch
+    _, ys = jaxrnn.scan(model, params, xs)
+    return train.regression_loss(ys[:, -1, 0], targets)[0]
+
+  def evaluate(model, params):
+    return {"mse": float(loss(model, params, test))}
+
+  return Task("adding", f"Adding problem, T={T}", "solved: MSE < 0.01 (mean predictor 0.167)",
+              d_model=16 if smoke else 32, steps=20 if smoke else 3000,
+              learning_rate=3e-3, batch=lambda key: adding_batch(key, B, T), loss=loss,
+              evaluate=evaluate, model_kwargs=dict(input_size=2, num_outputs=1),
+              score="mse", higher_is_better=False, solved=lambda s: s < 0.01,
+              eval_every=10 if smoke else 100, stop_when_solved=True)
+
+
+def selective_copy_batch(key, batch_size: int, length: int, copies: int, values: int):
+  """Tokens ``(B, length + copies)``: ``copies`` value tokens (1..values) at
+  random sorted positions among noise (0) in the first ``length``, then
+  ``copies`` markers (values + 1); the targets are the values in order, to
+  be read at the markers."""
+  k_pos, k_val = jax.random.split(key)
+  scores = jax.random.uniform(k_pos, (batch_size, length))
+  positions = jnp.sort(jnp.argsort(scores, axis=1)[:, :copies], axis=1)
+  vals = jax.random.randint(k_val, (batch_size, copies), 1, values + 1)
+  tokens = jnp.zeros((batch_size, length), jnp.int32)
+  tokens = jax.vmap(lambda t, p, v: t.at[p].set(v))(tokens, positions, vals)
+  markers = jnp.full((batch_size, copies), values + 1, jnp.int32)
+  return jnp.concatenate([tokens, markers], axis=1), vals - 1
+
+
+def selective_copy_task(smoke: bool) -> Task:
+  L, copies, values, B = (24, 4, 4, 8) if smoke else (256, 16, 8, 64)
+  test = selective_copy_batch(jax.random.key(10_000), 64 if smoke else 512, L, copies, values)
+
+  def logits(model, params, tokens):
+    return jaxrnn.scan(model, params, tokens)[1][:, -copies:]
+
+  def loss(model, params, batch):
+    tokens, targets = batch
+    return train.classification_loss(logits(model, params, tokens), targets)[0]
+
+  def evaluate(model, params):
+    tokens, targets = test
+    right = jnp.argmax(logits(model, params, tokens), -1) == targets
+    return {"accuracy": float(right.mean())}
+
+  return Task("selective_copy", f"Selective copy, {L} tokens, {copies} to copy",
+              "minGRU / minLSTM, 2 layers, L=4096: 96.8% / 85.7% (Feng et al. 2024)",
+              d_model=16 if smoke else 64, steps=20 if smoke else 4000, learning_rate=3e-3,
+              batch=lambda key: selective_copy_batch(key, B, L, copies, values), loss=loss,
+              evaluate=evaluate, model_kwargs=dict(vocab_size=values + 2, num_outputs=values),
+              score="accuracy", higher_is_better=True, solved=lambda s: s > 0.95,
+              eval_every=10 if smoke else 250, stop_when_solved=True)
+
+
+def mnist1d_task(smoke: bool) -> Task:
+  from mnist1d.data import get_dataset_args, make_dataset  # the `learn` extra
+  data = make_dataset(get_dataset_args())
+  x, y = data["x"].astype(np.float32)[..., None], data["y"].astype(np.int32)
+  x_test, y_test = data["x_test"].astype(np.float32)[..., None], data["y_test"]
+  if smoke:
+    x, y, x_test, y_test = x[:64], y[:64], x_test[:64], y_test[:64]
+  B = 8 if smoke else 100
+
+  def batch(key):
+    idx = jax.random.randint(key, (B,), 0, len(x))
+    return jnp.asarray(x)[idx], jnp.asarray(y)[idx]
+
+  def loss(model, params, batch):
+    xs, labels = batch
+    return train.classification_loss(jaxrnn.scan(model, params, xs)[1][:, -1], labels)[0]
+
+  def evaluate(model, params):
+    logits = jaxrnn.scan(model, params, jnp.asarray(x_test))[1][:, -1]
+    return {"accuracy": float((jnp.argmax(logits, -1) == y_test).mean())}
+
+  return Task("mnist1d", "MNIST-1D (4000 train, 1000 test, length 40)",
+              "GRU 91%, CNN 94%, MLP 68% (mnist1d README)",
+              d_model=16 if smoke else 64, steps=20 if smoke else 4000,
+              learning_rate=3e-3, batch=batch, loss=loss, evaluate=evaluate,
+              model_kwargs=dict(input_size=1, num_outputs=10), score="accuracy",
+              higher_is_better=True, solved=lambda s: s >= 0.91,
+              eval_every=10 if smoke else 500)
+
+
+def load_shakespeare() -> str:
+  with gzip.open(ROOT / "examples" / "data" / "shakespeare.txt.gz", "rt",
+                 encoding="utf-8") as f:
+    return f.read()
+
+
+def shakespeare_task(smoke: bool) -> Task:
+  text = load_shakespeare()
+  if smoke:
+    text = text[:20_000]
+  chars = sorted(set(text))
+  ids = np.frombuffer(text.encode("ascii"), np.uint8)
+  table = np.zeros(256, np.int32)
+  table[[ord(c) for c in chars]] = np.arange(len(chars))
+  data = jnp.asarray(table[ids])
+  split = int(0.9 * len(data))
+  train_data, val_data = data[:split], data[split:]
+  T, B = (16, 4) if smoke else (128, 32)
+
+  def windows(key, source, n):
+    start = jax.random.randint(key, (n,), 0, len(source) - T - 1)
+    idx = start[:, None] + jnp.arange(T + 1)
+    return source[idx]
+
+  def loss(model, params, batch):
+    ys = jaxrnn.scan(model, params, batch[:, :-1])[1]
+    return train.language_model_loss(ys, batch[:, 1:])[0]
+
+  val_batches = [windows(jax.random.key(10_000 + i), val_data, 64)
+                 for i in range(2 if smoke else 16)]
+
+  def evaluate(model, params):
+    return {"nats": float(np.mean([loss(model, params, b) for b in val_batches]))}
+
+  task = Task("shakespeare", f"Character LM, Shakespeare ({len(text) / 1e6:.2f} M chars, "
+              f"context {T})", "nanoGPT CPU setting: 1.88 nats (tiny-shakespeare)",
+              d_model=16 if smoke else 128, steps=20 if smoke else 2000,
+              learning_rate=2e-3, batch=lambda key: windows(key, train_data, B), loss=loss,
+              evaluate=evaluate, model_kwargs=dict(vocab_size=len(chars),
+                                                   num_outputs=len(chars)),
+              score="nats", higher_is_better=False, solved=lambda s: s < 1.88,
+              eval_every=10 if smoke else 250)
+  task.chars = chars
+  return task
+
+
+TASKS = {"adding": adding_task, "selective_copy": selective_copy_task,
+         "mnist1d": mnist1d_task, "shakespeare": shakespeare_task}
+DEFAULT_ROWS = {
+    "adding": "lstm,gru,min_gru,min_lstm,lru,rg_lru,slstm,mlstm,griffin,mamba",
+    "selective_copy": "lstm,min_gru,min_lstm,mlstm,gated_deltanet,griffin,mamba",
+    "mnist1d": "lstm,gru,min_gru,rg_lru,mamba",
+    "shakespeare": "lstm,griffin",
+}
+
+# One row per task, a cell block and a paper's block among them.
+SMOKE_ROWS = {"adding": "min_gru", "selective_copy": "mamba", "mnist1d": "lstm",
+              "shakespeare": "lstm"}
+
+
+# -------------------------------------------------------------- training
+def sample(model, params, chars, prompt: str, length: int, key) -> str:
+  """Characters drawn one step at a time with the model's step form."""
+  index = {c: i for i, c in enumerate(chars)}
+  step = jax.jit(model.__call__)
+  carry = model.initial_carry(params, (), jnp.float32)
+  for c in prompt:
+    carry, logits = step(params, carry, jnp.asarray(index[c], jnp.int32))
+  out = []
+  for k in jax.random.split(key, length):
+    token = jax.random.categorical(k, logits / 0.8)
+    out.append(chars[int(token)])
+    carry, logits = step(params, carry, token.astype(jnp.int32))
+  return prompt + "".join(out)
+
+
+def run_row(task: Task, row: str, seed: int, steps: int):
+  label, make_block = ROWS[row]
+  model = blocks.SequenceModel((make_block(),) * task.num_blocks, d_model=task.d_model,
+                               **task.model_kwargs)
+  k_init, k_data = jax.random.split(jax.random.key(seed))
+  params = model.init(k_init)
+  n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(params))
+  optimizer = train.make_optimizer(task.learning_rate, clip_norm=1.0,
+                                   warmup_steps=min(100, steps // 10), total_steps=steps)
+  state = train.create_train_state(params, optimizer)
+  loss_fn = lambda params, batch: (task.loss(model, params, batch), {})
+  step_fn = train.make_train_step(loss_fn, optimizer)
+  evaluate = lambda params: task.evaluate(model, params)
+  curve, solved_at, start = [], None, time.perf_counter()
+  for step in range(1, steps + 1):
+    state, _ = step_fn(state, task.batch(jax.random.fold_in(k_data, step)))
+    if step % task.eval_every == 0 or step == steps:
+      score = evaluate(state.params)[task.score]
+      seconds = time.perf_counter() - start
+      curve.append((step, seconds, score))
+      if solved_at is None and task.solved is not None and task.solved(score):
+        solved_at = (step, seconds)
+        if task.stop_when_solved:
+          break
+  final = curve[-1][2]
+  best = (max if task.higher_is_better else min)(s for _, _, s in curve)
+  result = {"task": task.name, "row": row, "label": label, "seed": seed,
+            "params": n_params, "steps": curve[-1][0], "seconds": curve[-1][1],
+            "final": final, "best": best, "curve": curve,
+            "solved_step": solved_at and solved_at[0],
+            "solved_seconds": solved_at and solved_at[1]}
+  return result, model, state.params
+
+
+def table(task: Task, results: list) -> str:
+  fmt = (lambda s: f"{100 * s:.1f}%") if task.score == "accuracy" else (lambda s: f"{s:.4f}")
+  lines = [f"### {task.title}", "", f"Anchor: {task.anchor}.", "",
+           f"| row | params | seeds | {task.score} (median) | best | steps | seconds | solved at (step, s) |",
+           "|---|---|---|---|---|---|---|---|"]
+  by_row = {}
+  for r in results:
+    by_row.setdefault(r["row"], []).append(r)
+  for row, runs in by_row.items():
+    finals = [r["final"] for r in runs]
+    solved = [f"{r['solved_step']}, {r['solved_seconds']:.0f}" if r["solved_step"] else "no"
+              for r in runs]
+    lines.append(f"| {runs[0]['label']} | {runs[0]['params']:,} | {len(runs)} | "
+                 f"{fmt(float(np.median(finals)))} | "
+                 f"{fmt((max if task.higher_is_better else min)(r['best'] for r in runs))} | "
+                 f"{int(np.median([r['steps'] for r in runs]))} | "
+                 f"{np.median([r['seconds'] for r in runs]):.0f} | {'; '.join(solved)} |")
+  return "\n".join(lines)
+
+
+def plot(tasks: dict, results: list, path: pathlib.Path) -> None:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  names = [n for n in tasks if any(r["task"] == n for r in results)]
+  fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.6), squeeze=False)
+  for ax, name in zip(axes[0], names):
+    task = tasks[name]
+    for r in results:
+      if r["task"] == name and r["seed"] == min(x["seed"] for x in results if x["task"] == name):
+        steps, _, scores = zip(*r["curve"])
+        ax.plot(steps, scores, label=r["label"])
+    ax.set_title(task.title, fontsize=9)
+    ax.set_xlabel("step")
+    ax.set_ylabel(task.score)
+    if task.score == "mse":
+      ax.set_yscale("log")
+    ax.legend(fontsize=6)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--tasks", default=",".join(TASKS))
+  parser.add_argument("--cells", default=None,
+                      help=f"rows, comma-separated, or 'all' (of {', '.join(ROWS)}); "
+                           "default: each task's default rows")
+  parser.add_argument("--seeds", type=int, default=1)
+  parser.add_argument("--steps", type=int, default=None, help="override each task's budget")
+  parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+  parser.add_argument("--smoke", action="store_true", help="tiny sizes, one row per task")
+  args = parser.parse_args(argv)
+  tasks = {}
+  for name in args.tasks.split(","):
+    if name not in TASKS:
+      parser.error(f"--tasks: expected names from {tuple(TASKS)}, got {name!r}")
+    tasks[name] = TASKS[name](args.smoke)
+  out = pathlib.Path(args.out)
+  out.mkdir(parents=True, exist_ok=True)
+  results, sections = [], []
+  for name, task in tasks.items():
+    rows = args.cells or (SMOKE_ROWS if args.smoke else DEFAULT_ROWS)[name]
+    rows = list(ROWS) if rows == "all" else rows.split(",")
+    for row in rows:
+      if row not in ROWS:
+        parser.error(f"--cells: expected names from {tuple(ROWS)}, got {row!r}")
+    task_results = []
+    for row in rows:
+      for seed in range(args.seeds):
+        result, model, params = run_row(task, row, seed, args.steps or task.steps)
+        task_results.append(result)
+        solved = (f", solved at step {result['solved_step']}" if result["solved_step"] else "")
+        print(f"{name:15s} {result['label']:26s} seed {seed}: {task.score} "
+              f"{result['final']:.4f} after {result['steps']} steps, "
+              f"{result['seconds']:.0f} s{solved}", flush=True)
+        if name == "shakespeare" and seed == 0:
+          text = sample(model, params, task.chars, "ROMEO.\n", 40 if args.smoke else 300,
+                        jax.random.key(seed))
+          result["sample"] = text
+          print(text, flush=True)
+    results += task_results
+    sections.append(table(task, task_results))
+    print(sections[-1] + "\n", flush=True)
+  stem = "learning_smoke" if args.smoke else "learning"
+  (out / f"{stem}.md").write_text("\n\n".join(sections) + "\n")
+  (out / f"{stem}.json").write_text(json.dumps(
+      {"backend": jax.default_backend(), "devices": jax.device_count(),
+       "results": results}, indent=1))
+  plot(tasks, results, out / f"{stem}.png")
+  print(f"wrote {out / stem}.md, .json and .png")
+
+
+if __name__ == "__main__":
+  main()
