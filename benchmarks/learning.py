@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import gzip
 import json
 import math
 import pathlib
@@ -54,6 +53,7 @@ from jaxrnn import train
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 from adding_problem import adding_batch  # noqa: E402
+from char_lm import load_corpus  # noqa: E402
 
 
 def cell_block(cell):
@@ -120,7 +120,7 @@ def adding_task(smoke: bool) -> Task:
     return {"mse": float(loss(model, params, test))}
 
   return Task("adding", f"Adding problem, T={T}", "solved: MSE < 0.01 (mean predictor 0.167)",
-              d_model=16 if smoke else 32, steps=20 if smoke else 3000,
+              d_model=16 if smoke else 32, steps=20 if smoke else 2000,
               learning_rate=3e-3, batch=lambda key: adding_batch(key, B, T), loss=loss,
               evaluate=evaluate, model_kwargs=dict(input_size=2, num_outputs=1),
               score="mse", higher_is_better=False, solved=lambda s: s < 0.01,
@@ -190,21 +190,15 @@ def mnist1d_task(smoke: bool) -> Task:
 
   return Task("mnist1d", "MNIST-1D (4000 train, 1000 test, length 40)",
               "GRU 91%, CNN 94%, MLP 68% (mnist1d README)",
-              d_model=16 if smoke else 64, steps=20 if smoke else 4000,
+              d_model=16 if smoke else 64, steps=20 if smoke else 2000,
               learning_rate=3e-3, batch=batch, loss=loss, evaluate=evaluate,
               model_kwargs=dict(input_size=1, num_outputs=10), score="accuracy",
               higher_is_better=True, solved=lambda s: s >= 0.91,
               eval_every=10 if smoke else 500)
 
 
-def load_shakespeare() -> str:
-  with gzip.open(ROOT / "examples" / "data" / "shakespeare.txt.gz", "rt",
-                 encoding="utf-8") as f:
-    return f.read()
-
-
 def shakespeare_task(smoke: bool) -> Task:
-  text = load_shakespeare()
+  text = load_corpus(10 ** 8, "shakespeare")
   if smoke:
     text = text[:20_000]
   chars = sorted(set(text))
@@ -246,8 +240,8 @@ def shakespeare_task(smoke: bool) -> Task:
 TASKS = {"adding": adding_task, "selective_copy": selective_copy_task,
          "mnist1d": mnist1d_task, "shakespeare": shakespeare_task}
 DEFAULT_ROWS = {
-    "adding": "lstm,gru,min_gru,min_lstm,lru,rg_lru,slstm,mlstm,griffin,mamba",
-    "selective_copy": "lstm,min_gru,min_lstm,mlstm,gated_deltanet,griffin,mamba",
+    "adding": "lstm,gru,min_gru,min_lstm,lru,rg_lru,slstm,mlstm,griffin",
+    "selective_copy": "lstm,min_gru,min_lstm,mlstm,gated_deltanet,griffin",
     "mnist1d": "lstm,gru,min_gru,rg_lru,mamba",
     "shakespeare": "lstm,griffin",
 }
@@ -327,26 +321,31 @@ def table(task: Task, results: list) -> str:
   return "\n".join(lines)
 
 
-def plot(tasks: dict, results: list, path: pathlib.Path) -> None:
+def plot(out: pathlib.Path, stem: str) -> pathlib.Path:
+  """One panel per task whose results are in ``out``: the test metric of
+  each row (its first seed) over training."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  names = [n for n in tasks if any(r["task"] == n for r in results)]
-  fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.6), squeeze=False)
-  for ax, name in zip(axes[0], names):
-    task = tasks[name]
-    for r in results:
-      if r["task"] == name and r["seed"] == min(x["seed"] for x in results if x["task"] == name):
+  saved = [json.loads((out / f"{stem}_{name}.json").read_text()) for name in TASKS
+           if (out / f"{stem}_{name}.json").exists()]
+  fig, axes = plt.subplots(1, len(saved), figsize=(4.5 * len(saved), 3.8), squeeze=False)
+  for ax, task in zip(axes[0], saved):
+    first = min(r["seed"] for r in task["results"])
+    for r in task["results"]:
+      if r["seed"] == first:
         steps, _, scores = zip(*r["curve"])
         ax.plot(steps, scores, label=r["label"])
-    ax.set_title(task.title, fontsize=9)
+    ax.set_title(task["title"], fontsize=9)
     ax.set_xlabel("step")
-    ax.set_ylabel(task.score)
-    if task.score == "mse":
+    ax.set_ylabel(task["score"])
+    if task["score"] == "mse":
       ax.set_yscale("log")
     ax.legend(fontsize=6)
   fig.tight_layout()
+  path = out / f"{stem}.png"
   fig.savefig(path, dpi=110)
+  return path
 
 
 def main(argv=None):
@@ -369,6 +368,7 @@ def main(argv=None):
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
   results, sections = [], []
+  stem = "learning_smoke" if args.smoke else "learning"
   for name, task in tasks.items():
     rows = args.cells or (SMOKE_ROWS if args.smoke else DEFAULT_ROWS)[name]
     rows = list(ROWS) if rows == "all" else rows.split(",")
@@ -392,13 +392,15 @@ def main(argv=None):
     results += task_results
     sections.append(table(task, task_results))
     print(sections[-1] + "\n", flush=True)
-  stem = "learning_smoke" if args.smoke else "learning"
-  (out / f"{stem}.md").write_text("\n\n".join(sections) + "\n")
-  (out / f"{stem}.json").write_text(json.dumps(
-      {"backend": jax.default_backend(), "devices": jax.device_count(),
-       "results": results}, indent=1))
-  plot(tasks, results, out / f"{stem}.png")
-  print(f"wrote {out / stem}.md, .json and .png")
+    (out / f"{stem}_{name}.md").write_text(sections[-1] + "\n")
+    (out / f"{stem}_{name}.json").write_text(json.dumps(
+        {"task": name, "title": task.title, "anchor": task.anchor, "score": task.score,
+         "backend": jax.default_backend(), "results": task_results}, indent=1))
+  # The figure and the joint table cover every task whose results are in out/.
+  tables = [(out / f"{stem}_{n}.md").read_text() for n in TASKS
+            if (out / f"{stem}_{n}.md").exists()]
+  (out / f"{stem}.md").write_text("\n".join(tables))
+  print(f"wrote {out / stem}_<task>.md and .json, {out / stem}.md and {plot(out, stem)}")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 truncated backpropagation through time, then sampled with a temperature.
 
 The corpus is the Python standard library's own source files, found at run
-time (nothing is downloaded); the last 5% of the text is held out and scored
-in bits per character.
+time (nothing is downloaded), or with ``--corpus shakespeare`` 18 plays
+shipped in examples/data; the last 5% of the text is held out and scored in
+bits per character.
 
   python examples/char_lm.py                       # ~2 minutes on 2 CPU cores
   python examples/char_lm.py --cell gru --layers 3 --hidden-size 512 --steps 20000
@@ -16,6 +17,7 @@ examples/regularisers.py trains it with and without each regulariser.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import os
@@ -30,8 +32,16 @@ import jaxrnn
 from jaxrnn import train
 
 
-def load_corpus(max_chars: int) -> str:
-  """Concatenated ``*.py`` files of the standard library, in sorted order."""
+SHAKESPEARE = pathlib.Path(__file__).parent / "data" / "shakespeare.txt.gz"
+
+
+def load_corpus(max_chars: int, corpus: str = "stdlib") -> str:
+  """The first ``max_chars`` characters of a corpus: ``"stdlib"``, the
+  concatenated ``*.py`` files of the standard library in sorted order, or
+  ``"shakespeare"``, 18 plays shipped in ``examples/data`` (see its README)."""
+  if corpus == "shakespeare":
+    with gzip.open(SHAKESPEARE, "rt", encoding="utf-8") as f:
+      return f.read(max_chars)
   stdlib = pathlib.Path(os.__file__).parent
   text, size = [], 0
   for path in sorted(stdlib.glob("*.py")):
@@ -94,6 +104,8 @@ def parse_args(argv=None):
   parser.add_argument("--batch-size", type=int, default=32)
   parser.add_argument("--steps", type=int, default=800)
   parser.add_argument("--learning-rate", type=float, default=3e-3)
+  parser.add_argument("--corpus", choices=("stdlib", "shakespeare"), default="stdlib",
+                      help="the standard library's source, or 18 plays of Shakespeare")
   parser.add_argument("--corpus-chars", type=int, default=2_000_000)
   parser.add_argument("--temperature", type=float, default=0.7)
   parser.add_argument("--sample-length", type=int, default=300)
@@ -119,7 +131,7 @@ def main(argv=None):
 def run(args) -> dict:
   """Trains, scores and samples; writes and returns the summary."""
   start = time.perf_counter()
-  text = load_corpus(args.corpus_chars)
+  text = load_corpus(args.corpus_chars, args.corpus)
   vocab = sorted(set(text))
   index = {c: i for i, c in enumerate(vocab)}
   tokens = np.fromiter((index[c] for c in text), np.int32, len(text))

@@ -63,6 +63,8 @@ from jaxrnn._src.cells.slstm import SLSTMParams
 from jaxrnn._src.cells.slstm import SLSTMState
 from jaxrnn._src.cells.simple import SimpleRNNParams
 
+from jaxrnn import blocks  # noqa: E402  (no optional dependencies)
+
 __version__ = "0.2.0"
 
 __all__ = (

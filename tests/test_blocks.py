@@ -378,3 +378,29 @@ def test_errors_name_the_argument():
     jaxrnn.scan(model, mp, xs)
   with pytest.raises(TypeError, match="which_engine answers for a cell"):
     jaxrnn.which_engine(block, params, xs)
+
+
+def test_misuse_is_refused():
+  """What the review found a user could trip on: a block in Bidirectional,
+  params of another configuration, tokens out of range, bf16 step against
+  sequence."""
+  block = blocks.MambaBlock(expand=1)
+  with pytest.raises(TypeError, match="forward: expected a jaxrnn cell"):
+    jaxrnn.Bidirectional(block)
+  with_mlp = blocks.PreNormBlock(jaxrnn.GRUCell()).init(jax.random.key(0), D)
+  with pytest.raises(ValueError, match=r"params.mlp_norm: expected None \(mlp=None\)"):
+    jaxrnn.scan(blocks.PreNormBlock(jaxrnn.GRUCell(), mlp=None), with_mlp, jnp.zeros((2, D)))
+  model = blocks.SequenceModel((block,), d_model=D, num_outputs=2, vocab_size=5)
+  params = model.init(jax.random.key(0))
+  with pytest.raises(ValueError, match=r"xs: expected tokens in \[0, vocab_size=5\), got min 0 "
+                                       r"and max 5"):
+    jaxrnn.scan(model, params, jnp.array([[0, 5]]))
+  assert jaxrnn.blocks is blocks
+  # bf16 inputs with float32 params: the carry stays float32, step == sequence.
+  params = block.init(jax.random.key(1), D)
+  xs = jax.random.normal(jax.random.key(2), (2, 4, D)).astype(jnp.bfloat16)
+  carry, ys = jaxrnn.scan(block, params, xs)
+  assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(carry))
+  loop = step_loop(block, params, xs, block.initial_carry(params, (2,)),
+                   jnp.ones((2, 4), bool), None, None)
+  assert max_error((carry, ys.astype(jnp.float32)), (loop[0], loop[1].astype(jnp.float32))) < 0.05

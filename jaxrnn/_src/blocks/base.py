@@ -156,8 +156,9 @@ class Block(scan_lib.SequenceLayer):
     """Time-major core, no checks: ``(carry, ys)``; ``options`` go to the
     cell's engine."""
     del dropout, key, deterministic  # refused by check_regularisers
-    if carry is None:
-      carry = self.initial_carry(params, xs.shape[1:-1], xs.dtype)
+    if carry is None:  # the params' dtype, or the inputs' where wider
+      carry = self.initial_carry(params, xs.shape[1:-1],
+                                 jnp.promote_types(xs.dtype, params.norm.scale.dtype))
     ops = _SequenceOps(carry, valid, resets, reset_carry, options)
     ys = self.body(params, xs, ops)
     return BlockState(ops.cell_out, ops.conv_out), zero_invalid(valid, ys)
@@ -176,10 +177,7 @@ class Block(scan_lib.SequenceLayer):
                        f"{type(params.conv).__name__}")
 
   def check_input(self, params, x, name: str) -> None:
-    dtype = getattr(x, "dtype", None)
-    if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
-      raise TypeError(f"{name}: expected a floating-point array, got "
-                      f"{dtype if dtype is not None else type(x).__name__}")
+    base.check_floating(x, name)
     d = self.d_model(params)
     if x.ndim < 1 or x.shape[-1] != d:
       raise ValueError(f"{name}: expected last dimension d_model={d}, got shape "
@@ -206,26 +204,3 @@ class Block(scan_lib.SequenceLayer):
       raise ValueError(f"{name}.conv: expected shape {base.shape_str(want)} (batch "
                        f"{base.shape_str(batch_shape)}, the last kernel_size - 1 "
                        f"inputs), got {base.describe(carry.conv)}")
-
-  def check_inputs(self, params, xs, initial_carry, batch_shape, *,
-                   reset_carry=None, params_name="params",
-                   carry_name="initial_carry", xs_name="xs"):
-    """The sequence layer's checks (:func:`jaxrnn.scan`); returns the reset
-    target with lists as arrays."""
-    self.check_params(params, params_name)
-    self.check_input(params, xs, xs_name)
-    if initial_carry is not None:
-      self.check_carry(params, initial_carry, batch_shape, carry_name)
-    reset_name = carry_name.replace("initial_carry", "reset_carry")
-    reset_carry = base.as_carry(reset_carry, reset_name)
-    if reset_carry is not None:
-      self.check_carry(params, reset_carry, batch_shape, reset_name, broadcast=True)
-    return reset_carry
-
-  def check_regularisers(self, dropout, key, deterministic):
-    del key, deterministic
-    if dropout is not None:
-      raise ValueError(f"dropout: {type(self).__name__} takes no recurrent dropout "
-                       "(regularise the block's cell in a jaxrnn.Stacked, or add "
-                       "dropout to the residual stream)")
-    return None, None

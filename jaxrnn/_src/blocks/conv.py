@@ -67,7 +67,8 @@ class CausalConv:
   def step(self, params: ConvParams, buffer: jax.Array, x: jax.Array):
     """One step: ``(buffer, x) -> (buffer, y)``."""
     window = jnp.concatenate([buffer.astype(x.dtype), x[..., None, :]], axis=-2)
-    y = jnp.einsum("...kc,kc->...c", window, params.w.astype(x.dtype)) + params.b
+    y = jnp.einsum("...kc,kc->...c", window, params.w.astype(x.dtype))
+    y = y + params.b.astype(x.dtype)
     return window[..., 1:, :].astype(buffer.dtype), y.astype(x.dtype)
 
   def sequence(self, params: ConvParams, xs: jax.Array, buffer: jax.Array,

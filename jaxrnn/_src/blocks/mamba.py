@@ -8,12 +8,15 @@ language models::
     y = S6(v) ⊙ SiLU(z)
     x = x + y W_out                             (d_inner → d, no bias)
 
-``d_inner = expand × d`` (2); S6 is :class:`jaxrnn.SelectiveSSMCell`.
+``d_inner = expand × d`` (2); S6 is :class:`jaxrnn.SelectiveSSMCell`, with
+``Δ``'s rank ``ceil(d / 16)`` unless the cell sets ``dt_rank``, as in the
+paper's code.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import NamedTuple
 
 import jax
@@ -47,7 +50,8 @@ class MambaBlock(block_base.Block):
   Attributes:
     expand: ``d_inner ÷ d_model`` (2).
     conv_size: the convolution's width (4).
-    cell: the selective SSM (its ``state_size``, 16, and ``dt_rank``).
+    cell: the selective SSM (its ``state_size``, 16, and ``dt_rank``,
+      ``ceil(d_model / 16)`` when ``None``).
   """
 
   expand: int = 2
@@ -71,11 +75,14 @@ class MambaBlock(block_base.Block):
     d_inner = self.expand * d_model
     base.check_sizes(d_model, d_inner)
     keys = jax.random.split(key, 4)
+    cell = self.cell  # Δ's rank is ceil(d_model / 16) in the paper's code
+    if cell.dt_rank is None:
+      cell = dataclasses.replace(cell, dt_rank=math.ceil(d_model / 16))
     return MambaParams(
         RMS.init(d_model, dtype),
         Linear.init(keys[0], d_model, 2 * d_inner, use_bias=False, dtype=dtype),
         self.conv.init(keys[1], d_inner, dtype),
-        self.cell.init(keys[2], d_inner, d_inner, dtype=dtype),
+        cell.init(keys[2], d_inner, d_inner, dtype=dtype),
         Linear.init(keys[3], d_inner, d_model, use_bias=False, dtype=dtype))
 
   def body(self, params: MambaParams, x, ops):

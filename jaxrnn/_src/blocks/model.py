@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrnn._src.blocks import base as block_base
 from jaxrnn._src.blocks import norms
@@ -128,8 +129,8 @@ class SequenceModel(scan_lib.SequenceLayer):
     features; returns ``(carry, y)``, ``y`` of shape ``(*batch, num_outputs)``."""
     x, carry = base.as_array(x, "x"), base.as_carry(carry, "carry")
     self.check_params(params)
-    batch = self._check_x(x, "x")
-    self._check_carries(params, carry, batch, "carry")
+    batch = self.check_input(params, x, "x")
+    self.check_carry(params, carry, batch, "carry")
     h, new = self._embed(params, x), []
     for block, p, c in zip(self.blocks, params.blocks, carry):
       c, h = block(p, c, h)
@@ -161,7 +162,7 @@ class SequenceModel(scan_lib.SequenceLayer):
         raise ValueError(f"{name}.blocks[{i}]: expected d_model={self.d_model}, got "
                          f"{block.d_model(p)}")
 
-  def _check_x(self, x, name: str) -> tuple:
+  def check_input(self, params, x, name: str) -> tuple:
     """The batch shape of one step's (or, time-major, a sequence's) input."""
     dtype = getattr(x, "dtype", None)
     if self.vocab_size is not None:
@@ -169,38 +170,24 @@ class SequenceModel(scan_lib.SequenceLayer):
         raise TypeError(f"{name}: expected integer tokens (vocab_size="
                         f"{self.vocab_size}), got "
                         f"{dtype if dtype is not None else type(x).__name__}")
+      if not isinstance(x, jax.core.Tracer) and x.size:
+        # Checked outside jit only; under jit a token out of range embeds as NaN.
+        low, high = int(np.min(x)), int(np.max(x))
+        if low < 0 or high >= self.vocab_size:
+          raise ValueError(f"{name}: expected tokens in [0, vocab_size="
+                           f"{self.vocab_size}), got min {low} and max {high}")
       return tuple(x.shape)
-    if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
-      raise TypeError(f"{name}: expected a floating-point array, got "
-                      f"{dtype if dtype is not None else type(x).__name__}")
+    base.check_floating(x, name)
     if x.ndim < 1 or x.shape[-1] != self.input_size:
       raise ValueError(f"{name}: expected last dimension input_size={self.input_size}, "
                        f"got shape {base.shape_str(x.shape)}")
     return tuple(x.shape[:-1])
 
-  def _check_carries(self, params, carries, batch_shape, name, broadcast=False):
+  def check_carry(self, params, carries, batch_shape, name: str,
+                  broadcast: bool = False) -> None:
     n = len(self.blocks)
     if not isinstance(carries, (tuple, list)) or len(carries) != n:
       raise TypeError(f"{name}: expected a tuple of {n} carries (one per block), "
                       f"got {type(carries).__name__}")
     for i, (block, p, c) in enumerate(zip(self.blocks, params.blocks, carries)):
       block.check_carry(p, c, batch_shape, f"{name}[{i}]", broadcast=broadcast)
-
-  def check_inputs(self, params, xs, initial_carry, batch_shape, *,
-                   reset_carry=None, params_name="params",
-                   carry_name="initial_carry", xs_name="xs"):
-    self.check_params(params, params_name)
-    self._check_x(xs, xs_name)
-    if initial_carry is not None:
-      self._check_carries(params, initial_carry, batch_shape, carry_name)
-    reset_name = carry_name.replace("initial_carry", "reset_carry")
-    reset_carry = base.as_carry(reset_carry, reset_name)
-    if reset_carry is not None:
-      self._check_carries(params, reset_carry, batch_shape, reset_name, broadcast=True)
-    return reset_carry
-
-  def check_regularisers(self, dropout, key, deterministic):
-    del key, deterministic
-    if dropout is not None:
-      raise ValueError("dropout: SequenceModel takes no recurrent dropout")
-    return None, None

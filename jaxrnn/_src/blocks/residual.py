@@ -93,6 +93,18 @@ class PreNormBlock(block_base.Block):
         norm.init(d_model, dtype) if mlp else None,
         mlp.init(k_mlp, d_model, dtype) if mlp else None)
 
+  def check_params(self, params, name: str = "params") -> None:
+    super().check_params(params, name)
+    size, d = self.cell.output_size(params.cell), self.d_model(params)
+    for field, wanted, why in (
+        ("out", size != d, f"the cell's output size {size} is not d_model={d}"),
+        ("mlp_norm", self.mlp is not None, f"mlp={self.mlp!r}"),
+        ("mlp", self.mlp is not None, f"mlp={self.mlp!r}")):
+      if (getattr(params, field) is not None) != wanted:
+        raise ValueError(f"{name}.{field}: expected "
+                         + ("params" if wanted else "None") + f" ({why}), got "
+                         f"{type(getattr(params, field)).__name__}")
+
   def body(self, params: PreNormParams, x, ops):
     norm = norms.Norm(self.norm)
     u = norm(params.norm, x)

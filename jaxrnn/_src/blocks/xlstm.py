@@ -21,10 +21,14 @@ The mLSTM block, *pre* up-projection::
 The paper feeds the cell's gates from two inputs (the convolved ``c`` and
 the plain ``u`` or ``a``); a jaxrnn cell takes one, so here it takes both,
 ``[c, u]`` (``[c, a]``), and the weights from the input a gate does not read
-in the paper start at zero: at initialisation the block is the paper's, and
-training may open the other path. The mLSTM keeps its own output gate
-(the block's ``SiLU(z)`` is the paper's only one). LN and GN have no bias,
-as in the paper's code.
+in the paper start at zero: at initialisation each gate reads what it reads
+in the paper, and training may open the other path. LN and GN have no bias,
+as in the paper's code. Differences from the paper's code, kept for
+simplicity: the mLSTM keeps its own output gate (the block's ``SiLU(z)`` is
+the paper's only one); the cells' input projections are dense (the paper's
+are block-diagonal per head, without bias); the MLP has biases and the tanh
+GeLU, and its width is ``round(4/3 d)`` (the paper's code rounds ``1.3 d``
+up to a multiple of 64).
 """
 
 from __future__ import annotations

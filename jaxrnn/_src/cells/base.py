@@ -128,6 +128,14 @@ def as_carry(carry: Any, name: str) -> Any:
   return carry
 
 
+def check_floating(x: Any, name: str) -> None:
+  """``x`` is an array of a floating-point dtype, else a ``TypeError``."""
+  dtype = getattr(x, "dtype", None)
+  if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+    raise TypeError(f"{name}: expected a floating-point array, got "
+                    f"{dtype if dtype is not None else type(x).__name__}")
+
+
 def check_initializer(initializer: str) -> None:
   if initializer not in INITIALIZERS:
     raise ValueError(
@@ -383,10 +391,7 @@ class Cell(abc.ABC):
             "b_i": (k,), "b_h": (k,)}
 
   def check_input(self, params: PyTree, x: Array, name: str) -> None:
-    x_dtype = getattr(x, "dtype", None)
-    if x_dtype is None or not jnp.issubdtype(x_dtype, jnp.floating):
-      raise TypeError(f"{name}: expected a floating-point array, got "
-                      f"{x_dtype if x_dtype is not None else type(x).__name__}")
+    check_floating(x, name)
     want = self.input_size(params)
     if x.ndim < 1 or x.shape[-1] != want:
       raise ValueError(

@@ -52,10 +52,13 @@ class Bidirectional:
   merge: Union[str, Callable[[jax.Array, jax.Array], jax.Array]] = "concat"
 
   def __post_init__(self):
-    scan_lib.check_cell(self.forward, "forward")
+    for name in ("forward", "backward"):
+      cell = getattr(self, name) if name == "forward" or self.backward is not None else None
+      if cell is not None and not isinstance(cell, base.Cell):
+        raise TypeError(f"{name}: expected a jaxrnn cell (e.g. jaxrnn.LSTMCell()), got "
+                        f"{type(cell).__name__}")
     if self.backward is None:
       object.__setattr__(self, "backward", self.forward)
-    scan_lib.check_cell(self.backward, "backward")
     if self.forward.feature_axes() != self.backward.feature_axes():
       raise ValueError(f"backward: expected a cell with the forward cell's "
                        f"{self.forward.feature_axes()} feature axes, got "

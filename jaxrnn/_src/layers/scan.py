@@ -167,6 +167,42 @@ class SequenceLayer(abc.ABC):
   def output_feature_axes(self) -> int:
     return self.feature_axes()
 
+  @abc.abstractmethod
+  def check_params(self, params, name: str = "params") -> None:
+    """Raises if ``params`` are not this layer's."""
+
+  @abc.abstractmethod
+  def check_input(self, params, x, name: str) -> None:
+    """Raises if ``x`` (a step's input or a sequence) does not fit."""
+
+  @abc.abstractmethod
+  def check_carry(self, params, carry, batch_shape, name: str,
+                  broadcast: bool = False) -> None:
+    """Raises if ``carry`` is not this layer's for ``batch_shape`` (with
+    ``broadcast``, or for no batch axes: one carry for every row)."""
+
+  def check_inputs(self, params, xs, initial_carry, batch_shape, *,
+                   reset_carry=None, params_name="params",
+                   carry_name="initial_carry", xs_name="xs"):
+    """:func:`scan`'s checks; returns the reset target with lists as arrays."""
+    self.check_params(params, params_name)
+    self.check_input(params, xs, xs_name)
+    if initial_carry is not None:
+      self.check_carry(params, initial_carry, batch_shape, carry_name)
+    reset_name = carry_name.replace("initial_carry", "reset_carry")
+    reset_carry = base.as_carry(reset_carry, reset_name)
+    if reset_carry is not None:
+      self.check_carry(params, reset_carry, batch_shape, reset_name, broadcast=True)
+    return reset_carry
+
+  def check_regularisers(self, dropout, key, deterministic):
+    """``(None, None)``: no recurrent dropout (a block's cell is regularised
+    in a :class:`jaxrnn.Stacked`; a residual stream takes plain dropout)."""
+    del key, deterministic
+    if dropout is not None:
+      raise ValueError(f"dropout: {type(self).__name__} takes no recurrent dropout")
+    return None, None
+
 
 def check_cell(cell: Any, name: str = "cell") -> None:
   if not isinstance(cell, (base.Cell, SequenceLayer)):
@@ -241,6 +277,8 @@ def run_layer(layer, params, xs, carry, valid, *, reverse: bool = False, **optio
   protocol chooses (:func:`registry.run_cell`), a composite by its ``run``."""
   if isinstance(layer, base.Cell):
     return registry.run_cell(layer, params, xs, carry, valid, reverse=reverse, **options)
+  if reverse:
+    raise ValueError(f"reverse: applies to a cell, not to {type(layer).__name__}")
   return layer.run(params, xs, carry, valid, **options)
 
 
