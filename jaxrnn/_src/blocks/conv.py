@@ -84,6 +84,7 @@ class CausalConv:
     B = x.shape[1]
     init = jnp.broadcast_to(buffer, (*batch, k1, C)).reshape(B, k1, C)
     init = jnp.moveaxis(init, 1, 0).astype(x.dtype)  # (k-1, B, C)
+    order = None
     if valid is None:
       packed, count = x, jnp.full((B,), T)
     else:
@@ -99,7 +100,7 @@ class CausalConv:
     final = jnp.stack([after(i) for i in range(k1)], axis=1)  # (B, k-1, C)
     if resets is not None:
       taps, final = self._cut_at_resets(taps, final, resets.reshape(T, B), valid,
-                                        count, init, reset_buffer, batch)
+                                        order, count, init, reset_buffer, batch)
     w = params.w.astype(x.dtype)
     ys = sum(tap * w[i] for i, tap in enumerate(taps)) + params.b.astype(x.dtype)
     if valid is not None:
@@ -108,8 +109,8 @@ class CausalConv:
     final = final.reshape(*batch, k1, C).astype(buffer.dtype)
     return final, ys.reshape(xs.shape)
 
-  def _cut_at_resets(self, taps, final, resets, valid, count, init, reset_buffer,
-                     batch):
+  def _cut_at_resets(self, taps, final, resets, valid, order, count, init,
+                     reset_buffer, batch):
     """The taps (and the final buffer) that reach before the first valid
     step of their segment read the segment's starting buffer: the reset
     target after a reset, ``init`` before the first one."""
@@ -129,8 +130,7 @@ class CausalConv:
     final_last = last[-1]  # the last reset of each row, trailing ones included
     final_start = jnp.where(final_last >= 0, jnp.take_along_axis(
         before, jnp.maximum(final_last, 0)[None], axis=0)[0], 0)
-    if valid is not None:  # to packed order, as the taps are
-      order = jnp.argsort(~v, axis=0, stable=True)
+    if order is not None:  # to packed order, as the taps are
       start = jnp.take_along_axis(start, order, axis=0)
       last = jnp.take_along_axis(last, order, axis=0)
 
