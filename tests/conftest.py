@@ -21,6 +21,9 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                              + " --xla_backend_optimization_level=0").strip()
 
+# Keras (an interop reference) runs on JAX, whatever the machine's default.
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)

@@ -92,6 +92,8 @@ class RNN(nn.Module):
     hidden_size: its hidden size (one per layer for ``Stacked`` if wanted).
     reverse: cells only: run backwards (padding-aware).
     unroll, remat, time_major, impl: as in :func:`jaxrnn.scan`.
+    keep_order, go_backwards, zero_output_for_mask: the peers' output
+      conventions (Flax, Keras), as in :func:`jaxrnn.scan`.
     initializer, forget_bias, proj_size, param_dtype: passed to ``init``.
     dropout: a :class:`jaxrnn.RecurrentDropout` for a cell or a
       ``Bidirectional`` (a ``Stacked`` layer holds its own).
@@ -109,6 +111,9 @@ class RNN(nn.Module):
   proj_size: Optional[int] = None
   param_dtype: Any = jnp.float32
   dropout: Optional[dropout_lib.RecurrentDropout] = None
+  keep_order: bool = True
+  go_backwards: bool = False
+  zero_output_for_mask: bool = True
 
   def _kwargs(self):
     return init_kwargs(self.layer, self.initializer, self.forget_bias,
@@ -131,7 +136,9 @@ class RNN(nn.Module):
     common.update(key=self.make_rng("dropout") if train else None,
                   deterministic=not train)
     return scan_lib.apply(self.layer, params, xs, reverse=self.reverse,
-                          dropout=self.dropout, **common)
+                          dropout=self.dropout, keep_order=self.keep_order,
+                          go_backwards=self.go_backwards,
+                          zero_output_for_mask=self.zero_output_for_mask, **common)
 
   @nn.nowrap
   def initialize_carry(self, rng, input_shape):

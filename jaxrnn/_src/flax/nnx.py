@@ -49,8 +49,9 @@ class RNN(nnx.Module):
   """A jaxrnn sequence layer (cell, ``Bidirectional`` or ``Stacked``) as an
   nnx module; ``module(xs, ...) -> (carry, ys)`` as the functional layer.
 
-  ``reverse``, ``unroll``, ``remat``, ``time_major`` and ``impl`` are as in
-  :func:`jaxrnn.scan`; ``dropout`` is a :class:`jaxrnn.RecurrentDropout` for
+  ``reverse``, ``unroll``, ``remat``, ``time_major``, ``impl`` and the
+  peers' output conventions ``keep_order``, ``go_backwards`` and
+  ``zero_output_for_mask`` are as in :func:`jaxrnn.scan`; ``dropout`` is a :class:`jaxrnn.RecurrentDropout` for
   a cell or a ``Bidirectional`` (a ``Stacked`` layer holds its own). Dropout
   is on in training mode (``module.train()``, the default) and off after
   ``module.eval()`` (zoneout then gives its expectation); it draws from
@@ -63,7 +64,9 @@ class RNN(nnx.Module):
                remat: bool = False, time_major: bool = False, impl: Optional[str] = None,
                initializer: str = "default", forget_bias: Optional[float] = None,
                proj_size: Optional[int] = None, param_dtype: Any = jnp.float32,
-               dropout: Optional[dropout_lib.RecurrentDropout] = None):
+               dropout: Optional[dropout_lib.RecurrentDropout] = None,
+               keep_order: bool = True, go_backwards: bool = False,
+               zero_output_for_mask: bool = True):
     if impl is not None:
       scan_lib.check_impl(impl)
     if reverse and not isinstance(layer, base.Cell):
@@ -73,6 +76,8 @@ class RNN(nnx.Module):
     self.dropout = dropout
     self.reverse, self.unroll, self.remat, self.time_major = reverse, unroll, remat, time_major
     self.impl = impl
+    self.keep_order, self.go_backwards = keep_order, go_backwards
+    self.zero_output_for_mask = zero_output_for_mask
     kwargs = flax_linen.init_kwargs(layer, initializer, forget_bias, proj_size, param_dtype)
     _store(self, layer.init(rngs.params(), in_features, hidden_size, **kwargs))
     self.rngs = rngs
@@ -90,7 +95,9 @@ class RNN(nnx.Module):
     common.update(key=self.rngs.dropout() if train else None,
                   deterministic=not train)
     return scan_lib.apply(self.spec, params, xs, reverse=self.reverse,
-                          dropout=self.dropout, **common)
+                          dropout=self.dropout, keep_order=self.keep_order,
+                          go_backwards=self.go_backwards,
+                          zero_output_for_mask=self.zero_output_for_mask, **common)
 
   def initialize_carry(self, input_shape, rngs=None):
     """Zeros for inputs of shape ``(*batch, T, features)`` (or time-major)."""

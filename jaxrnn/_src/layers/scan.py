@@ -36,6 +36,7 @@ import numpy as np
 from jaxrnn._src.cells import base
 from jaxrnn._src.engines import registry
 from jaxrnn._src.layers import dropout as dropout_lib
+from jaxrnn._src.layers import order
 
 Array = jax.Array
 
@@ -286,7 +287,8 @@ def apply(layer, params, xs, *, initial_carry=None, seq_lengths=None, mask=None,
           resets=None, reset_carry=None, reverse: bool = False,
           time_major: bool = False, unroll: int = 1, remat: bool = False,
           impl: Optional[str] = None, dropout=None, key=None,
-          deterministic: bool = False):
+          deterministic: bool = False, keep_order: bool = True,
+          go_backwards: bool = False, zero_output_for_mask: bool = True):
   """The one checked, jitted apply of every sequence layer (:func:`scan`,
   :class:`jaxrnn.Bidirectional`, :class:`jaxrnn.Stacked`, the Flax modules):
   arguments as :func:`scan`. Checks run in Python at trace time, then one
@@ -295,6 +297,9 @@ def apply(layer, params, xs, *, initial_carry=None, seq_lengths=None, mask=None,
   impl = resolve_impl(impl)
   if reverse and not isinstance(layer, base.Cell):
     raise ValueError(f"reverse: applies to a cell, not to {type(layer).__name__}")
+  reverse = bool(reverse) or go_backwards is True
+  order.check(layer, reverse=reverse, keep_order=keep_order, go_backwards=go_backwards,
+              zero_output_for_mask=zero_output_for_mask)
   xs, initial_carry, seq_lengths, mask, resets = as_arrays(
       xs, initial_carry, seq_lengths, mask, resets)
   batch_shape, T = check_sequence(xs, time_major, layer.feature_axes())
@@ -305,17 +310,20 @@ def apply(layer, params, xs, *, initial_carry=None, seq_lengths=None, mask=None,
   dropout, key = check_regularisers(layer, dropout, key, bool(deterministic))
   with explain_forward_mode():
     return _apply(layer, params, xs, initial_carry, seq_lengths, mask, resets,
-                  reset_carry, key, reverse=bool(reverse), time_major=time_major,
+                  reset_carry, key, reverse=reverse, time_major=time_major,
                   unroll=unroll, remat=bool(remat), impl=impl, dropout=dropout,
-                  deterministic=bool(deterministic))
+                  deterministic=bool(deterministic), keep_order=keep_order,
+                  go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask)
 
 
 @functools.partial(jax.jit, static_argnames=("layer", "reverse", "time_major",
                                              "unroll", "remat", "impl",
-                                             "dropout", "deterministic"))
+                                             "dropout", "deterministic",
+                                             "keep_order", "go_backwards",
+                                             "zero_output_for_mask"))
 def _apply(layer, params, xs, initial_carry, seq_lengths, mask, resets,
            reset_carry, key, *, reverse, time_major, unroll, remat, impl,
-           dropout, deterministic):
+           dropout, deterministic, keep_order, go_backwards, zero_output_for_mask):
   features = layer.feature_axes()
   xs = to_time_major(xs, time_major, features)
   valid = valid_steps(seq_lengths, mask, xs.shape[0], time_major)
@@ -326,6 +334,8 @@ def _apply(layer, params, xs, initial_carry, seq_lengths, mask, resets,
   if reverse:
     options["reverse"] = True
   carry, ys = run_layer(layer, params, xs, initial_carry, valid, **options)
+  ys = order.arrange(ys, valid, initial_carry, reverse=reverse, keep_order=keep_order,
+                     go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask)
   if isinstance(layer, SequenceLayer):
     features = layer.output_feature_axes()
   return carry, from_time_major(ys, time_major, features)
@@ -345,7 +355,10 @@ def scan(cell: Any, params: Any, xs: Array, *,
          impl: Optional[str] = None,
          dropout: Optional[dropout_lib.RecurrentDropout] = None,
          key: Optional[Array] = None,
-         deterministic: bool = False):
+         deterministic: bool = False,
+         keep_order: bool = True,
+         go_backwards: bool = False,
+         zero_output_for_mask: bool = True):
   """Runs ``cell`` over a sequence (jit-compiled).
 
   Args:
@@ -393,10 +406,20 @@ def scan(cell: Any, params: Any, xs: Array, *,
     key: the PRNG key its masks are drawn from; required when ``dropout``
       has a nonzero rate, unless ``deterministic``.
     deterministic: evaluation: no masks (zoneout gives its expectation).
+    keep_order: Flax's option: ``False`` with ``reverse`` returns the outputs
+      in the order the pass made them, flipped within each row's length.
+    go_backwards: Keras' option: a reverse pass whose outputs are flipped
+      along the whole time axis (``ys[t]`` belongs to input ``T-1-t``).
+    zero_output_for_mask: ``False`` is Keras' default: an invalid step
+      outputs the previous output of the pass (the initial carry's ``h``
+      before the first valid one) instead of zeros. Cells whose carry has
+      an ``h``. See :mod:`jaxrnn._src.layers.order`.
 
   Returns:
     ``(carry, ys)``: the carry after the last valid step of each sequence and
-    the outputs ``(*batch, T, output_size)``, zero on invalid steps.
+    the outputs ``(*batch, T, output_size)``, zero on invalid steps (unless
+    ``zero_output_for_mask=False``), at their inputs' positions (unless
+    ``keep_order=False`` or ``go_backwards``).
 
   Raises:
     TypeError, ValueError: at trace time, naming the argument at fault.
@@ -406,7 +429,8 @@ def scan(cell: Any, params: Any, xs: Array, *,
                seq_lengths=seq_lengths, mask=mask, resets=resets,
                reset_carry=reset_carry, reverse=reverse, time_major=time_major,
                unroll=unroll, remat=remat, impl=impl, dropout=dropout, key=key,
-               deterministic=deterministic)
+               deterministic=deterministic, keep_order=keep_order,
+               go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask)
 
 
 def which_engine(cell: base.Cell, params: Any, xs: Array, *,
