@@ -104,8 +104,14 @@ def test_unknown_merge_mode():
 
 
 def test_unknown_activation():
-  with raises(ValueError, "activation:", "'tanh'", "'sigmoid'"):
-    jaxrnn.SimpleRNNCell("sigmoid")
+  with raises(ValueError, "activation:", "'tanh'", "'sigmoid'", "'sigmod'"):
+    jaxrnn.SimpleRNNCell("sigmod")
+  with raises(ValueError, "recurrent_activation:", "'hard_sigmoid'", "'sigmod'"):
+    jaxrnn.LSTMCell(recurrent_activation="sigmod")
+  with raises(TypeError, "activation:", "callable", "int"):
+    jaxrnn.GRUCell(activation=3)
+  with raises(TypeError, "reset_gate:", "bool"):
+    jaxrnn.MGUCell(reset_gate="no")
 
 
 def test_bad_gru_variant_and_initializer():

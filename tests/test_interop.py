@@ -242,6 +242,9 @@ def test_flax_and_equinox_refuse_other_mathematics():
     interop.to_flax(gru_before, params)
   with pytest.raises(ValueError, match="reset_after=False.*different function"):
     interop.to_equinox(gru_before, params)
+  relu_gru = jaxrnn.GRUCell(activation="relu")
+  with pytest.raises(ValueError, match="Equinox's cells are fixed to tanh and sigmoid.*'relu'"):
+    interop.to_equinox(relu_gru, relu_gru.init(jax.random.key(0), 3, 4))
   peephole = jaxrnn.PeepholeLSTMCell()
   with pytest.raises(ValueError, match="Flax linen has no equivalent of PeepholeLSTMCell"):
     interop.to_flax(peephole, peephole.init(jax.random.key(0), 3, 4))

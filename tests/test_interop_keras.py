@@ -155,6 +155,28 @@ def test_cells_both_ways(kind):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("kind,options", [
+    ("LSTM", dict(activation="relu", recurrent_activation="hard_sigmoid")),
+    ("GRU", dict(activation="softsign", recurrent_activation="sigmoid", reset_after=False)),
+    ("SimpleRNN", dict(activation="elu"))])
+def test_activations_both_ways(kind, options):
+  """Keras' activation options become the cell's, and go back by name."""
+  rng = np.random.default_rng(7)
+  layer = getattr(keras.layers, kind)(4, return_sequences=True,
+                                      bias_initializer="random_normal", **options)
+  x = rng.standard_normal((2, 6, 3)).astype(np.float32)
+  mask = rng.random((2, 6)) < 0.7
+  want = layer(x, mask=mask)
+  model, params = interop.from_keras(layer)
+  cell = model.layers[0].cell
+  assert cell.activation == options["activation"]
+  assert_close(model(params, x, mask=mask), want)
+  assert jaxrnn.which_engine(cell, params[0], x)[0] != "native"
+  again = interop.to_keras(model, params)
+  assert again.cell.activation.__name__ == options["activation"]
+  assert_close(again(x, mask=mask), want)
+
+
 def test_torch_style_biases_export_summed():
   """jaxrnn's two LSTM biases (PyTorch's layout) sum into Keras' one."""
   cell = jaxrnn.LSTMCell()
@@ -180,6 +202,9 @@ def test_errors():
   params = params._replace(b_h=jnp.ones(12))
   with pytest.raises(ValueError, match="reset_after=False"):
     interop.to_keras(cell, params)
+  relu_like = jaxrnn.LSTMCell(activation=lambda v: jnp.maximum(v, 0))
+  with pytest.raises(ValueError, match="cell.activation: Keras takes an activation by name"):
+    interop.to_keras(relu_like, relu_like.init(jax.random.key(0), 2, 3))
   with pytest.raises(ValueError, match="Keras has no equivalent"):
     interop.to_keras(jaxrnn.MinGRUCell(), jaxrnn.MinGRUCell().init(jax.random.key(0), 2, 3))
   layer = keras.layers.LSTM(3)

@@ -278,9 +278,18 @@ class Cell(abc.ABC):
 
   def native_variant(self) -> Optional[str]:
     """The native kernel for this cell with its options (the declared
-    ``native_kernel``, refined by an option such as an activation), or
-    ``None``."""
+    ``native_kernel``, refined by an option such as the GRU's reset
+    variant), or ``None``: also when :meth:`native_unsupported` gives a
+    reason."""
+    if self.native_kernel is None or self.native_unsupported() is not None:
+      return None
     return self.native_kernel
+
+  def native_unsupported(self) -> Optional[str]:
+    """Why this cell's options (an activation the kernel does not compute)
+    keep it off the kernel its class declares, in words; ``None`` if they
+    do not. The native engine reports it (:func:`jaxrnn.which_engine`)."""
+    return None
 
   def zoneout_groups(self) -> tuple:
     """Carry fields that zoneout holds or updates together, one mask per

@@ -1,5 +1,13 @@
-"""The gated recurrent unit, in both reset variants, and its one-gate
-sibling, the minimal gated unit (Zhou et al., 2016)."""
+r"""The gated recurrent unit, in both reset variants, and its one-gate
+sibling, the minimal gated unit (Zhou et al., 2016).
+
+Both take ``activation`` (:math:`\phi`, the candidate's, default ``"tanh"``)
+and ``recurrent_activation`` (:math:`\sigma`, the gates', default
+``"sigmoid"``), Keras 3's names and meanings; Flax calls them
+``activation_fn`` and ``gate_fn``. A value is a name from
+``jaxrnn/_src/cells/activations.py`` (Keras 3's) or a callable. The native
+kernels compute the defaults only; a GRU with others runs on XLA.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +17,9 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from jaxrnn._src.cells import activations
 from jaxrnn._src.cells import base
 from jaxrnn._src.cells import initializers
-
-sigmoid = base.sigmoid
 
 
 class GRUParams(NamedTuple):
@@ -32,7 +39,7 @@ class GRUParams(NamedTuple):
   b_h: Optional[jax.Array]
 
 
-class _GatedUnit(base.Cell):
+class _GatedUnit(activations.WithActivations, base.Cell):
   """What the GRU and the MGU share: the reset-after layout, in which the
   last block of ``b_h`` (PyTorch's ``b_hn``) sits inside the reset, and the
   step split into a matmul and an elementwise rest for that variant."""
@@ -40,13 +47,24 @@ class _GatedUnit(base.Cell):
   def __post_init__(self):
     if not isinstance(self.reset_after, bool):
       raise TypeError(f"reset_after: expected a bool, got {self.reset_after!r}")
+    super().__post_init__()
+
+  def _resets_after_matmul(self) -> bool:
+    """Whether the reset gate multiplies ``h W_{h,n} + b_{h,n}`` (the
+    reset-after layout, with ``b_hn`` inside the step)."""
+    return self.reset_after
+
+  def _splits(self) -> bool:
+    """Whether the step is the recurrent matmul and an elementwise rest
+    (not so when the reset multiplies ``h`` before the matmul)."""
+    return self.reset_after
 
   def step_form(self) -> str:
     # reset-before: the gate multiplies h before the matmul
-    return self.form if self.reset_after else "opaque"
+    return self.form if self._splits() else "opaque"
 
   def input_weights(self, params):
-    if not self.reset_after or params.b_h is None:
+    if not self._resets_after_matmul() or params.b_h is None:
       return super().input_weights(params)
     # b_hn sits inside the reset, so only the other blocks of b_h fold here.
     gates = (self.num_gates - 1) * params.w_h.shape[0]
@@ -55,6 +73,8 @@ class _GatedUnit(base.Cell):
 
   def preactivation(self, params, xp, hw):
     """``[x_gates + h_gates, x_n, h_n + b_hn]``, reset-after."""
+    if not self._resets_after_matmul():
+      return super().preactivation(params, xp, hw)
     gates = (self.num_gates - 1) * params.w_h.shape[0]
     h_n = hw[..., gates:]
     if params.b_h is not None:
@@ -72,22 +92,35 @@ class GRUCell(_GatedUnit):
   .. math::
 
     r &= \sigma(x_r + h_r), \qquad z = \sigma(x_z + h_z) \\
-    n &= \tanh(x_n + r \odot h_n)
+    n &= \phi(x_n + r \odot h_n)
         &&\text{reset\_after=True (default)} \\
-    n &= \tanh(x_n + (r \odot h) W_{h,n} + b_{h,n})
+    n &= \phi(x_n + (r \odot h) W_{h,n} + b_{h,n})
         &&\text{reset\_after=False} \\
     h' &= (1 - z) \odot n + z \odot h, \qquad y = h'
 
+  with :math:`\sigma` = ``recurrent_activation`` (default the logistic
+  sigmoid) and :math:`\phi` = ``activation`` (default ``tanh``).
   ``reset_after=True`` applies the reset gate after the recurrent matmul:
-  cuDNN's, ``torch.nn.GRUCell``'s and Keras' ``reset_after=True`` form.
-  ``reset_after=False`` applies it before, as in Cho et al. (2014) and the
-  textbook form. Gate order ``r, z, n``; carry :class:`RNNState` ``(h,)``.
+  cuDNN's, ``torch.nn.GRUCell``'s, Flax's and Keras' ``reset_after=True``
+  form. ``reset_after=False`` applies it before, as in Cho et al. (2014) and
+  the textbook form. Gate order ``r, z, n`` (Keras' is ``z, r, h``); carry
+  :class:`RNNState` ``(h,)``.
 
   Attributes:
     reset_after: which variant (static).
+    activation: :math:`\phi`, of the candidate ``n`` (Keras' ``activation``,
+      Flax's ``activation_fn``): a Keras 3 name
+      (``"tanh"``, ``"sigmoid"``, ``"hard_sigmoid"``, ``"relu"``, ``"gelu"``,
+      ...: :ref:`activations`) or a callable;
+      default ``"tanh"``.
+    recurrent_activation: :math:`\sigma`, of the gates ``r`` and ``z``
+      (Keras' ``recurrent_activation``, Flax's ``gate_fn``); default
+      ``"sigmoid"``.
   """
 
   reset_after: bool = True
+  activation: activations.Activation = "tanh"
+  recurrent_activation: activations.Activation = "sigmoid"
 
   params_type = GRUParams
   form = "split"  # with reset_after; see step_form
@@ -102,25 +135,28 @@ class GRUCell(_GatedUnit):
         key, input_size, hidden_size, 3, dtype=dtype, initializer=initializer))
 
   def native_variant(self):
-    if self.native_kernel is None:
+    kernel = super().native_variant()
+    if kernel is None:
       return None
-    return f"{self.native_kernel}_{'after' if self.reset_after else 'before'}"
+    return f"{kernel}_{'after' if self.reset_after else 'before'}"
 
   def pointwise(self, params, carry, z):
     hidden = params.w_h.shape[0]
-    r, u = jnp.split(sigmoid(z[..., :2 * hidden]), 2, axis=-1)
-    n = jnp.tanh(z[..., 2 * hidden:3 * hidden] + r * z[..., 3 * hidden:])
+    gate, act = activations.get(self.recurrent_activation), activations.get(self.activation)
+    r, u = jnp.split(gate(z[..., :2 * hidden]), 2, axis=-1)
+    n = act(z[..., 2 * hidden:3 * hidden] + r * z[..., 3 * hidden:])
     h = (1 - u) * n + u * carry.h
     return base.RNNState(h), h
 
   def recurrence(self, params, carry, xp, h_mask=None):
-    if self.reset_after:
+    if self._splits():
       return super().recurrence(params, carry, xp, h_mask)
     h, h_in = carry.h, base.drop(carry.h, h_mask)
     hidden = params.w_h.shape[0]
+    gate, act = activations.get(self.recurrent_activation), activations.get(self.activation)
     x_rz, x_n = xp[..., :2 * hidden], xp[..., 2 * hidden:]
-    r, z = jnp.split(sigmoid(x_rz + h_in @ params.w_h[:, :2 * hidden]), 2, axis=-1)
-    n = jnp.tanh(x_n + (r * h_in) @ params.w_h[:, 2 * hidden:])
+    r, z = jnp.split(gate(x_rz + h_in @ params.w_h[:, :2 * hidden]), 2, axis=-1)
+    n = act(x_n + (r * h_in) @ params.w_h[:, 2 * hidden:])
     h = (1 - z) * n + z * h
     return base.RNNState(h), h
 
@@ -151,30 +187,61 @@ class MGUCell(_GatedUnit):
   .. math::
 
     f &= \sigma(x_f + h_f) \\
-    n &= \tanh(x_n + f \odot h_n) &&\text{reset\_after=True (default)} \\
-    n &= \tanh(x_n + (f \odot h) W_{h,n} + b_{h,n})
+    n &= \phi(x_n + f \odot h_n) &&\text{reset\_after=True (default)} \\
+    n &= \phi(x_n + (f \odot h) W_{h,n} + b_{h,n})
         &&\text{reset\_after=False} \\
+    n &= \phi(x_n + h_n) &&\text{reset\_gate=False} \\
     h' &= (1 - f) \odot n + f \odot h, \qquad y = h'
 
-  The one gate ``f`` both resets the state seen by the candidate and keeps
-  the old state. ``reset_after=True`` is Flax's ``MGUCell`` (``reset_gate=
-  True``), whose weights :func:`jaxrnn.interop.from_flax` converts;
+  with :math:`\sigma` = ``recurrent_activation`` (default the logistic
+  sigmoid) and :math:`\phi` = ``activation`` (default ``tanh``). The one
+  gate ``f`` both resets the state seen by the candidate and keeps the old
+  state. ``reset_after=True`` is Flax's ``MGUCell`` (``reset_gate=True``),
+  whose weights :func:`jaxrnn.interop.from_flax` converts;
   ``reset_after=False`` resets before the recurrent matmul, as Zhou et al.
-  write it. Zhou et al. weight the candidate by ``f`` and the old state by
-  ``1 − f``; here (as in Flax) ``f`` keeps the old state. Gate order ``f,
-  n``; carry :class:`RNNState` ``(h,)``; ``forget_bias`` (default 1.0 under
-  ``initializer="default"``, Flax's) is added to ``b_i``'s ``f`` block.
+  write it. ``reset_gate=False`` is Flax's ``MGUCell(reset_gate=False)``:
+  ``f`` only keeps the old state, and the candidate sees all of it; there is
+  no reset, so ``reset_after`` changes nothing, and ``b_{h,n}`` simply adds
+  to ``b_{i,n}`` (Flax's cell has no ``b_{h,n}`` in this form: its weights
+  map with ``b_h``'s ``n`` block zero). Zhou et al. weight the candidate by
+  ``f`` and the old state by ``1 − f``; here (as in Flax) ``f`` keeps the old
+  state. Gate order ``f, n``; carry :class:`RNNState` ``(h,)``;
+  ``forget_bias`` (default 1.0 under ``initializer="default"``, Flax's) is
+  added to ``b_i``'s ``f`` block.
 
   Attributes:
-    reset_after: which variant (static).
+    reset_after: which reset variant (static).
+    reset_gate: whether ``f`` resets the state the candidate sees (static;
+      Flax's ``reset_gate``); default ``True``.
+    activation: :math:`\phi`, of the candidate ``n`` (Keras'
+      ``activation``, Flax's ``activation_fn``): a Keras 3 name
+      (``"tanh"``, ``"sigmoid"``, ``"hard_sigmoid"``, ``"relu"``, ``"gelu"``,
+      ...: :ref:`activations`) or a callable;
+      default ``"tanh"``.
+    recurrent_activation: :math:`\sigma`, of the gate ``f`` (Keras'
+      ``recurrent_activation``, Flax's ``gate_fn``); default ``"sigmoid"``.
   """
 
   reset_after: bool = True
+  reset_gate: bool = True
+  activation: activations.Activation = "tanh"
+  recurrent_activation: activations.Activation = "sigmoid"
 
   params_type = MGUParams
-  form = "split"  # with reset_after; see step_form
+  form = "split"  # with reset_after or without reset_gate; see step_form
   carry_type = base.RNNState
   num_gates = 2
+
+  def __post_init__(self):
+    if not isinstance(self.reset_gate, bool):
+      raise TypeError(f"reset_gate: expected a bool, got {self.reset_gate!r}")
+    super().__post_init__()
+
+  def _resets_after_matmul(self) -> bool:
+    return self.reset_gate and self.reset_after
+
+  def _splits(self) -> bool:
+    return self.reset_after or not self.reset_gate
 
   def init(self, key, input_size, hidden_size, *, dtype: Any = jnp.float32,
            initializer: str = "default",
@@ -188,17 +255,22 @@ class MGUCell(_GatedUnit):
 
   def pointwise(self, params, carry, z):
     hidden = params.w_h.shape[0]
-    f = base.sigmoid(z[..., :hidden])
-    n = jnp.tanh(z[..., hidden:2 * hidden] + f * z[..., 2 * hidden:])
+    gate, act = activations.get(self.recurrent_activation), activations.get(self.activation)
+    f = gate(z[..., :hidden])
+    if self.reset_gate:  # z = [f, x_n, h_n + b_hn]
+      n = act(z[..., hidden:2 * hidden] + f * z[..., 2 * hidden:])
+    else:  # z = [f, x_n + h_n], both biases folded in
+      n = act(z[..., hidden:])
     h = (1 - f) * n + f * carry.h
     return base.RNNState(h), h
 
   def recurrence(self, params, carry, xp, h_mask=None):
-    if self.reset_after:
+    if self._splits():
       return super().recurrence(params, carry, xp, h_mask)
     h, h_in = carry.h, base.drop(carry.h, h_mask)
     hidden = params.w_h.shape[0]
-    f = base.sigmoid(xp[..., :hidden] + h_in @ params.w_h[:, :hidden])
-    n = jnp.tanh(xp[..., hidden:] + (f * h_in) @ params.w_h[:, hidden:])
+    gate, act = activations.get(self.recurrent_activation), activations.get(self.activation)
+    f = gate(xp[..., :hidden] + h_in @ params.w_h[:, :hidden])
+    n = act(xp[..., hidden:] + (f * h_in) @ params.w_h[:, hidden:])
     h = (1 - f) * n + f * h
     return base.RNNState(h), h

@@ -1,4 +1,4 @@
-"""The LSTM family: LSTM, peephole LSTM, coupled input-forget (CIFG) LSTM.
+r"""The LSTM family: LSTM, peephole LSTM, coupled input-forget (CIFG) LSTM.
 
 All three carry :class:`LSTMState` ``(h, c)`` and share the forget-bias
 convention: ``forget_bias`` is *added to the forget gate's input bias at
@@ -6,6 +6,13 @@ initialisation* (Keras' ``unit_forget_bias``; Jozefowicz et al. 2015), never
 at every step, so that weights imported from PyTorch reproduce it exactly.
 It defaults to 1.0 under ``initializer="default"`` and to 0.0 under
 ``initializer="pytorch"`` (PyTorch's own distribution).
+
+Each takes ``activation`` (:math:`\phi` below: the candidate's and the cell
+output's, default ``"tanh"``) and ``recurrent_activation`` (:math:`\sigma`:
+the gates', default ``"sigmoid"``), Keras 3's names and meanings; Flax calls
+them ``activation_fn`` and ``gate_fn``. A value is a name from
+``jaxrnn/_src/cells/activations.py`` (Keras 3's) or a callable. The native
+kernels compute the defaults only; a cell with others runs on XLA.
 """
 
 from __future__ import annotations
@@ -16,10 +23,9 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from jaxrnn._src.cells import activations
 from jaxrnn._src.cells import base
 from jaxrnn._src.cells import initializers
-
-sigmoid = base.sigmoid
 
 
 class LSTMParams(NamedTuple):
@@ -99,17 +105,33 @@ def with_forget_bias(w: initializers.FusedWeights, forget_gate: int,
 
 
 @dataclasses.dataclass(frozen=True)
-class LSTMCell(base.Cell):
-  r"""Long short-term memory cell, as ``torch.nn.LSTMCell``.
+class LSTMCell(activations.WithActivations, base.Cell):
+  r"""Long short-term memory cell, as ``torch.nn.LSTMCell``, Keras'
+  ``LSTMCell`` and Flax's ``LSTMCell``.
 
   .. math::
 
     [i, f, g, o] &= x W_i + b_i + h W_h + b_h \\
-    c' &= \sigma(f) \odot c + \sigma(i) \odot \tanh(g) \\
-    h' &= \sigma(o) \odot \tanh(c'), \qquad y = h'
+    c' &= \sigma(f) \odot c + \sigma(i) \odot \phi(g) \\
+    h' &= \sigma(o) \odot \phi(c'), \qquad y = h'
 
-  Gate order ``i, f, g, o`` (PyTorch's); carry :class:`LSTMState` ``(h, c)``.
+  with :math:`\sigma` = ``recurrent_activation`` (default the logistic
+  sigmoid) and :math:`\phi` = ``activation`` (default ``tanh``). Gate order
+  ``i, f, g, o`` (PyTorch's; Keras' ``i, f, c, o`` is the same order); carry
+  :class:`LSTMState` ``(h, c)``.
+
+  Attributes:
+    activation: :math:`\phi`, of the candidate and of the cell output
+      (Keras' ``activation``, Flax's ``activation_fn``): a Keras 3 name
+      (``"tanh"``, ``"sigmoid"``, ``"hard_sigmoid"``, ``"relu"``, ``"gelu"``,
+      ...: :ref:`activations`) or a callable;
+      default ``"tanh"``.
+    recurrent_activation: :math:`\sigma`, of the gates (Keras'
+      ``recurrent_activation``, Flax's ``gate_fn``); default ``"sigmoid"``.
   """
+
+  activation: activations.Activation = "tanh"
+  recurrent_activation: activations.Activation = "sigmoid"
 
   params_type = LSTMParams
   form = "split"
@@ -128,15 +150,18 @@ class LSTMCell(base.Cell):
 
   def pointwise(self, params, carry, z):
     del params
-    return lstm_update(carry, z)
+    return lstm_update(carry, z, self.activation, self.recurrent_activation)
 
 
-def lstm_update(carry: base.LSTMState, z: jax.Array):
+def lstm_update(carry: base.LSTMState, z: jax.Array,
+                activation: activations.Activation = "tanh",
+                recurrent_activation: activations.Activation = "sigmoid"):
   """The LSTM's elementwise step from the gate pre-activations ``z`` (blocks
   ``i, f, g, o``): ``(LSTMState(h', c'), h')``."""
-  i, f, g, o = base.gates(z, "ssts")
+  gate = recurrent_activation
+  i, f, g, o = activations.blocks(z, (gate, gate, activation, gate))
   c = f * carry.c + i * g
-  h = o * jnp.tanh(c)
+  h = o * activations.get(activation)(c)
   return base.LSTMState(h, c), h
 
 
@@ -148,11 +173,16 @@ class ProjectedLSTMCell(LSTMCell):
   .. math::
 
     [i, f, g, o] &= x W_i + b_i + h W_h + b_h \\
-    c' &= \sigma(f) \odot c + \sigma(i) \odot \tanh(g) \\
-    h' &= \bigl(\sigma(o) \odot \tanh(c')\bigr) W_p, \qquad y = h'
+    c' &= \sigma(f) \odot c + \sigma(i) \odot \phi(g) \\
+    h' &= \bigl(\sigma(o) \odot \phi(c')\bigr) W_p, \qquad y = h'
 
-  Gate order ``i, f, g, o``; carry :class:`LSTMState` ``(h, c)`` with ``h`` of
-  size ``proj_size`` and ``c`` of size ``hidden_size``.
+  with :math:`\sigma` = ``recurrent_activation`` (default the logistic
+  sigmoid) and :math:`\phi` = ``activation`` (default ``tanh``). Gate order
+  ``i, f, g, o``; carry :class:`LSTMState` ``(h, c)`` with ``h`` of size
+  ``proj_size`` and ``c`` of size ``hidden_size``.
+
+  Attributes:
+    activation, recurrent_activation: as in :class:`LSTMCell`.
   """
 
   params_type = ProjectedLSTMParams
@@ -209,7 +239,7 @@ class ProjectedLSTMCell(LSTMCell):
 
 
 @dataclasses.dataclass(frozen=True)
-class PeepholeLSTMCell(base.Cell):
+class PeepholeLSTMCell(activations.WithActivations, base.Cell):
   r"""LSTM with diagonal peephole connections (Gers & Schmidhuber, 2000).
 
   The input and forget gates see the previous cell state, the output gate
@@ -219,13 +249,21 @@ class PeepholeLSTMCell(base.Cell):
 
     [z_i, z_f, z_g, z_o] &= x W_i + b_i + h W_h + b_h \\
     i &= \sigma(z_i + p_i \odot c), \quad f = \sigma(z_f + p_f \odot c) \\
-    c' &= f \odot c + i \odot \tanh(z_g) \\
-    o &= \sigma(z_o + p_o \odot c'), \quad h' = o \odot \tanh(c'), \quad y = h'
+    c' &= f \odot c + i \odot \phi(z_g) \\
+    o &= \sigma(z_o + p_o \odot c'), \quad h' = o \odot \phi(c'), \quad y = h'
 
-  Gate order ``i, f, g, o``; carry :class:`LSTMState` ``(h, c)``. Peephole
-  weights start at zero under ``initializer="default"`` (the cell starts as
-  a plain LSTM) and uniform under ``"pytorch"``.
+  with :math:`\sigma` = ``recurrent_activation`` (default the logistic
+  sigmoid) and :math:`\phi` = ``activation`` (default ``tanh``). Gate order
+  ``i, f, g, o``; carry :class:`LSTMState` ``(h, c)``. Peephole weights start
+  at zero under ``initializer="default"`` (the cell starts as a plain LSTM)
+  and uniform under ``"pytorch"``.
+
+  Attributes:
+    activation, recurrent_activation: as in :class:`LSTMCell`.
   """
+
+  activation: activations.Activation = "tanh"
+  recurrent_activation: activations.Activation = "sigmoid"
 
   params_type = PeepholeLSTMParams
   form = "split"
@@ -253,27 +291,36 @@ class PeepholeLSTMCell(base.Cell):
             "p_o": hidden}
 
   def pointwise(self, params, carry, z):
+    gate = activations.get(self.recurrent_activation)
+    act = activations.get(self.activation)
     z_i, z_f, z_g, z_o = jnp.split(z, 4, axis=-1)
-    i = sigmoid(z_i + params.p_i * carry.c)
-    f = sigmoid(z_f + params.p_f * carry.c)
-    c = f * carry.c + i * jnp.tanh(z_g)
-    h = sigmoid(z_o + params.p_o * c) * jnp.tanh(c)
+    i = gate(z_i + params.p_i * carry.c)
+    f = gate(z_f + params.p_f * carry.c)
+    c = f * carry.c + i * act(z_g)
+    h = gate(z_o + params.p_o * c) * act(c)
     return base.LSTMState(h, c), h
 
 
 @dataclasses.dataclass(frozen=True)
-class CIFGLSTMCell(base.Cell):
+class CIFGLSTMCell(activations.WithActivations, base.Cell):
   r"""Coupled input-forget gate LSTM (Greff et al., 2017): ``i = 1 - f``.
 
   .. math::
 
     [f, g, o] &= x W_i + b_i + h W_h + b_h \\
-    c' &= \sigma(f) \odot c + (1 - \sigma(f)) \odot \tanh(g) \\
-    h' &= \sigma(o) \odot \tanh(c'), \qquad y = h'
+    c' &= \sigma(f) \odot c + (1 - \sigma(f)) \odot \phi(g) \\
+    h' &= \sigma(o) \odot \phi(c'), \qquad y = h'
 
-  Gate order ``f, g, o`` (no input-gate weights); carry :class:`LSTMState`
-  ``(h, c)``.
+  with :math:`\sigma` = ``recurrent_activation`` (default the logistic
+  sigmoid) and :math:`\phi` = ``activation`` (default ``tanh``). Gate order
+  ``f, g, o`` (no input-gate weights); carry :class:`LSTMState` ``(h, c)``.
+
+  Attributes:
+    activation, recurrent_activation: as in :class:`LSTMCell`.
   """
+
+  activation: activations.Activation = "tanh"
+  recurrent_activation: activations.Activation = "sigmoid"
 
   params_type = CIFGParams
   form = "split"
@@ -291,7 +338,8 @@ class CIFGLSTMCell(base.Cell):
                                          initializer))
 
   def pointwise(self, params, carry, z):
-    f, g, o = base.gates(z, "sts")
+    gate = self.recurrent_activation
+    f, g, o = activations.blocks(z, (gate, self.activation, gate))
     c = f * carry.c + (1 - f) * g
-    h = o * jnp.tanh(c)
+    h = o * activations.get(self.activation)(c)
     return base.LSTMState(h, c), h

@@ -8,10 +8,12 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from jaxrnn._src.cells import activations
 from jaxrnn._src.cells import base
 from jaxrnn._src.cells import initializers
 
-_ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+# The activations the native kernels compute (rnn_tanh, rnn_relu).
+_NATIVE = ("tanh", "relu")
 
 
 class SimpleRNNParams(NamedTuple):
@@ -32,19 +34,25 @@ class SimpleRNNParams(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class SimpleRNNCell(base.Cell):
-  r"""Simple (Elman) RNN cell, as ``torch.nn.RNNCell``.
+  r"""Simple (Elman) RNN cell, as ``torch.nn.RNNCell``, Keras'
+  ``SimpleRNNCell`` and Flax's ``SimpleCell``.
 
   .. math::
 
-    h' = \mathrm{act}(x W_i + b_i + h W_h + b_h), \qquad y = h'
+    h' = \phi(x W_i + b_i + h W_h + b_h), \qquad y = h'
 
-  Carry: :class:`RNNState` ``(h,)``.
+  with :math:`\phi` = ``activation``. Carry: :class:`RNNState` ``(h,)``.
 
   Attributes:
-    activation: ``"tanh"`` (default) or ``"relu"``.
+    activation: :math:`\phi` (Keras' ``activation``, Flax's
+      ``activation_fn``, PyTorch's ``nonlinearity``): a Keras 3 name
+      (``"tanh"``, ``"sigmoid"``, ``"hard_sigmoid"``, ``"relu"``, ``"gelu"``,
+      ...: :ref:`activations`) or a callable;
+      default ``"tanh"``. The native kernels compute ``"tanh"`` and
+      ``"relu"``; others run on XLA.
   """
 
-  activation: str = "tanh"
+  activation: activations.Activation = "tanh"
 
   params_type = SimpleRNNParams
   form = "split"
@@ -53,9 +61,7 @@ class SimpleRNNCell(base.Cell):
   num_gates = 1
 
   def __post_init__(self):
-    if self.activation not in _ACTIVATIONS:
-      raise ValueError(f"activation: expected one of {tuple(_ACTIVATIONS)}, "
-                       f"got {self.activation!r}")
+    activations.check(self.activation, "activation")
 
   def init(self, key, input_size, hidden_size, *, dtype: Any = jnp.float32,
            initializer: str = "default") -> SimpleRNNParams:
@@ -63,9 +69,18 @@ class SimpleRNNCell(base.Cell):
     return SimpleRNNParams(*initializers.fused_weights(
         key, input_size, hidden_size, 1, dtype=dtype, initializer=initializer))
 
+  def native_unsupported(self):
+    if activations.name_of(self.activation) in _NATIVE:
+      return None
+    return (f"the kernels compute activation='tanh' or 'relu' only, and this "
+            f"SimpleRNNCell has activation={activations.label(self.activation)}")
+
   def native_variant(self):
-    return None if self.native_kernel is None else f"{self.native_kernel}_{self.activation}"
+    kernel = super().native_variant()
+    if kernel is None:
+      return None
+    return f"{kernel}_{activations.name_of(self.activation)}"
 
   def pointwise(self, params, carry, z):
-    h = _ACTIVATIONS[self.activation](z)
+    h = activations.get(self.activation)(z)
     return base.RNNState(h), h

@@ -3,7 +3,9 @@ and float64), for cells that declare a kernel (``Cell.native_kernel``).
 
 The kernels compute the whole layer (projection, recurrence, gates) and call
 none of the cell's methods, so a subclass that overrides a step method has no
-kernel (:meth:`jaxrnn.Cell.__init_subclass__`). They implement the step
+kernel (:meth:`jaxrnn.Cell.__init_subclass__`), and so does a cell whose
+options the kernels do not compute (an activation other than the defaults;
+:meth:`jaxrnn.Cell.native_unsupported` says which). They implement the step
 rules of :mod:`.steps` for invalid steps; resets, recurrent dropout and
 zoneout they do not have, and decline. Under ``impl="auto"`` they also
 decline sequences shorter than :data:`MIN_STEPS`, where XLA measured faster.
@@ -43,7 +45,8 @@ class Native(protocol.Engine):
       return f"it runs on CPU only, and the backend is {spec.backend}"
     variant = cell.native_variant()
     if variant not in _native.KINDS:
-      return f"it has no kernel for {type(cell).__name__}"
+      why = cell.native_unsupported() if cell.native_kernel is not None else None
+      return why or f"it has no kernel for {type(cell).__name__}"
     for option in ("resets", "recurrent_dropout", "zoneout"):
       if getattr(spec, option):
         return f"the native kernels have no {option.replace('_', ' ')}"

@@ -16,6 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxrnn._src.cells import activations
 from jaxrnn._src.cells import base
 from jaxrnn._src.cells import gru
 from jaxrnn._src.cells import lstm
@@ -53,6 +54,11 @@ def to_equinox(cell: base.Cell, params) -> Any:
   import equinox as eqx  # only this function needs Equinox
 
   cell.check_params(params)
+  if type(cell) in (lstm.LSTMCell, gru.GRUCell):
+    different = activations.describe(cell, {"activation": "tanh",
+                                            "recurrent_activation": "sigmoid"})
+    if different:
+      raise ValueError(f"cell: Equinox's cells are fixed to tanh and sigmoid; {different}")
   input_size, hidden = cell.input_size(params), cell.hidden_size(params)
   dtype = params.w_i.dtype
   use_bias = params.b_i is not None or params.b_h is not None

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrnn._src.cells import activations
 from jaxrnn._src.cells import base
 from jaxrnn._src.cells import gru
 from jaxrnn._src.cells import lstm
@@ -67,14 +68,18 @@ def _activation_name(fn, name: str) -> str:
 
 def _cell_options(cell: base.Cell) -> dict:
   """The Keras constructor options that ``cell`` fixes."""
-  options = {"activation": getattr(cell, "activation", "tanh")}
-  if not isinstance(cell, simple.SimpleRNNCell):
-    options["recurrent_activation"] = getattr(cell, "recurrent_activation", "sigmoid")
+  names = ("activation",) if isinstance(cell, simple.SimpleRNNCell) else (
+      "activation", "recurrent_activation")
+  options = {}
+  for name in names:
+    value = getattr(cell, name)
+    options[name] = activations.name_of(value)
+    if options[name] is None:
+      raise ValueError(f"cell.{name}: Keras takes an activation by name; got "
+                       f"{activations.label(value)}, which is none of "
+                       f"{tuple(activations.ACTIVATIONS)}")
   if isinstance(cell, gru.GRUCell):
     options["reset_after"] = cell.reset_after
-  for name, value in options.items():
-    if name != "reset_after" and not isinstance(value, str):
-      raise ValueError(f"cell.{name}: Keras needs an activation by name, got {value!r}")
   return options
 
 
