@@ -419,6 +419,33 @@ def test_s6_matches_numpy(method):
   assert jaxrnn.which_engine(cell, params, xs)[0] == "linear"
 
 
+@pytest.mark.parametrize("T", [1, 7, 10])
+def test_s6_in_loop_solve_equals_the_associative_one(T):
+  """The sequential solve computes S6's coefficients step by step, in
+  rematerialised chunks of about sqrt(T) steps (T=7, 10: padded to whole
+  chunks); outputs, final carries and gradients w.r.t. params, inputs, the
+  initial carry and the reset target equal the associative solve's, which
+  materialises every step's coefficients."""
+  cell, params, xs, carry = s6_case((2,), T, seed=4)
+  mask, resets = flags((2,), T, 0.8, 22), flags((2,), T, 0.3, 23)
+  target = type(carry)(carry.h[::-1] * 0.5)
+  results = {}
+  for method in ("sequential", "associative"):
+    c = dataclasses.replace(cell, method=method)
+    for reverse in (False, True):
+      def loss(p, x, h0, h_reset):
+        final, ys = jaxrnn.scan(c, p, x, initial_carry=h0, mask=mask, resets=resets,
+                                reset_carry=h_reset, reverse=reverse)
+        return jnp.sum(jnp.sin(ys)) + jnp.sum(jnp.cos(final.h)), (final, ys)
+      results[method, reverse] = jax.grad(loss, argnums=(0, 1, 2, 3), has_aux=True)(
+          params, xs, carry, target)
+  assert "step by step" in jaxrnn.which_engine(
+      dataclasses.replace(cell, method="sequential"), params, xs)[1]
+  for reverse in (False, True):
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12),
+                 results["sequential", reverse], results["associative", reverse])
+
+
 def test_s6_gradients():
   cell, params, xs, carry = s6_case((2,), 5, seed=3)
   layer = lambda p, x, c: jaxrnn.scan(cell, p, x, initial_carry=c)

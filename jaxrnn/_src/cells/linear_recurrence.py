@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import jax
 import jax.numpy as jnp
@@ -69,6 +69,10 @@ class LinearRecurrentCell(base.Cell):
   """
 
   form = "linear"
+  # True where a and b are larger than the step's input (S6's (D, N) per
+  # channel): the sequential solve then computes them inside its loop rather
+  # than as (T, *batch, *state) arrays (engines/linear.py, _run_in_loop).
+  coefficients_in_loop: ClassVar[bool] = False
 
   method: str = "auto"
   sequence_mesh: Optional[Mesh] = None

@@ -73,6 +73,7 @@ class SelectiveSSMCell(linear_recurrence.LinearRecurrentCell):
 
   params_type = SelectiveSSMParams
   carry_type = base.RNNState
+  coefficients_in_loop = True
   num_gates = 1
 
   def init(self, key, input_size, hidden_size, *, dtype: Any = jnp.float32,

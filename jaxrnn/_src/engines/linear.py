@@ -13,6 +13,9 @@ pass, then solves the recurrence by one of two methods (the cell's
 
 - ``"sequential"``: ``lax.scan`` over ``h = a_t * h + b_t``, elementwise, no
   matmul in the loop; ``T`` steps of ``O(1)`` work.
+  A cell whose coefficients are larger than its input (S6: ``(D, N)`` per
+  step from ``D`` inputs) declares ``coefficients_in_loop``, and the loop
+  computes them step by step instead (:func:`_run_in_loop`).
 - ``"associative"``: ``lax.associative_scan`` with the composition
   ``(a_l, b_l) ∘ (a_r, b_r) = (a_l a_r, a_r b_l + b_r)``: ``O(log T)`` depth
   for about twice the work (Blelloch, 1990; Martin & Cundy, 2018).
@@ -31,6 +34,7 @@ For step-by-step use in bfloat16, keep the carry in float32
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import jax
@@ -58,8 +62,11 @@ class Linear(protocol.Engine):
     return None
 
   def describe(self, cell, spec) -> str:
+    in_loop = (cell.coefficients_in_loop and cell.resolved_method() == "sequential"
+               and cell.sequence_mesh is None)
     return (f"{type(cell).__name__} is a linear recurrence, solved by the "
-            f"{cell.resolved_method()} scan")
+            f"{cell.resolved_method()} scan"
+            + (", its coefficients computed step by step in the loop" if in_loop else ""))
 
   def run(self, cell, params, carry, steps, reset_to, options):
     return run(cell, params, carry, steps, reset_to, options)
@@ -108,23 +115,12 @@ def run(cell: LinearRecurrentCell, params, carry, steps: protocol.Steps, reset_t
     else:
       hs = jnp.exp(solve_log(log_a, log_b, log_h0, reverse=reverse, method=method,
                              unroll=unroll))
+  elif cell.coefficients_in_loop and method == "sequential" and cell.sequence_mesh is None:
+    return _run_in_loop(cell, params, carry, steps, reset_to, options)
   else:
-    a, b = cell.coefficients(params, xs)
-    if keep is not None:
-      a = jnp.where(keep, jnp.ones_like(a), a)
-      b = jnp.where(keep, jnp.zeros_like(b), b)
-    elif zone_rate:
-      a = zone_rate + (1 - zone_rate) * a
-      b = (1 - zone_rate) * b
-    if valid is not None:
-      v = base.per_step(valid, a)
-      a = jnp.where(v, a, jnp.ones_like(a))
-      b = jnp.where(v, b, jnp.zeros_like(b))
+    a, b = _coefficients(cell, params, xs, valid, resets, keep, zone_rate,
+                         None if resets is None else cell.state(reset_to))
     h0 = cell.state(carry).astype(jnp.result_type(a, b))
-    if resets is not None:
-      r = base.per_step(resets, b)
-      b = jnp.where(r, a * cell.state(reset_to).astype(h0.dtype) + b, b)
-      a = jnp.where(r, jnp.zeros_like(a), a)
     if cell.sequence_mesh is not None:
       hs = solve_sequence_parallel(a, b, h0, reverse=reverse, mesh=cell.sequence_mesh,
                                    axis=cell.sequence_axis)
@@ -137,6 +133,74 @@ def run(cell: LinearRecurrentCell, params, carry, steps: protocol.Steps, reset_t
     return carry, ys
   final = cell.to_carry(hs[0] if reverse else hs[-1])
   final = jax.tree.map(lambda n, o: n.astype(o.dtype), final, carry)
+  return final, ys
+
+
+def _coefficients(cell, params, xs, valid, resets, keep, zone_rate, reset_state):
+  """``(a, b)`` of the steps ``xs`` (all of them, or one), with zoneout,
+  invalid steps (``(1, 0)``) and resets (``(0, a h_reset + b)``) applied."""
+  a, b = cell.coefficients(params, xs)
+  if keep is not None:
+    a = jnp.where(keep, jnp.ones_like(a), a)
+    b = jnp.where(keep, jnp.zeros_like(b), b)
+  elif zone_rate:
+    a = zone_rate + (1 - zone_rate) * a
+    b = (1 - zone_rate) * b
+  if valid is not None:
+    v = base.per_step(valid, a)
+    a = jnp.where(v, a, jnp.ones_like(a))
+    b = jnp.where(v, b, jnp.zeros_like(b))
+  if resets is not None:
+    r = base.per_step(resets, b)
+    b = jnp.where(r, a * reset_state.astype(jnp.result_type(a, b)) + b, b)
+    a = jnp.where(r, jnp.zeros_like(a), a)
+  return a, b
+
+
+def _run_in_loop(cell, params, carry, steps: protocol.Steps, reset_to,
+                 options: protocol.Options):
+  """The sequential solve of a cell whose ``a`` and ``b`` are larger than its
+  input (``coefficients_in_loop``, S6's ``(D, N)`` per step): each step's
+  coefficients, state and output are computed inside the loop, so no
+  ``(T, *batch, *state)`` array is made. The loop runs in chunks of about
+  ``√T`` steps, each rematerialised in the backward pass: the stored states
+  are the chunks' first, ``O(√T)`` of them (Mamba's selective scan keeps its
+  states out of memory the same way, Gu & Dao 2023, §3.3.2)."""
+  xs, valid, resets, zone = steps
+  keep = None if zone is None else jax.tree.leaves(zone)[0]
+  T = xs.shape[0]
+  chunk = max(1, math.isqrt(max(T, 1)))
+  pad = -T % chunk
+  if pad:  # identity steps after the last: a = 1, b = 0
+    valid = jnp.ones(xs.shape[:-1], bool) if valid is None else valid
+    widths = lambda v: [(0, pad)] + [(0, 0)] * (v.ndim - 1)
+    xs, valid = jnp.pad(xs, widths(xs)), jnp.pad(valid, widths(valid))
+    resets = None if resets is None else jnp.pad(resets, widths(resets))
+    keep = None if keep is None else jnp.pad(keep, widths(keep))
+  reset_state = None if resets is None else cell.state(reset_to)
+  flags = {"valid": valid, "resets": resets, "keep": keep}
+
+  def step(h, inputs):
+    x, f = inputs
+    a, b = _coefficients(cell, params, x, f["valid"], f["resets"], f["keep"],
+                         options.zone_rate, reset_state)
+    h = a * h + b
+    return h, cell.readout(params, h, x)
+
+  def run_chunk(h, inputs):
+    return jax.lax.scan(step, h, inputs, reverse=options.reverse, unroll=options.unroll)
+
+  n = xs.shape[0] // chunk
+  split = lambda v: None if v is None else v.reshape(n, chunk, *v.shape[1:])
+  inputs = (split(xs), jax.tree.map(split, flags))
+  a0, b0 = jax.eval_shape(cell.coefficients, params,
+                          jax.ShapeDtypeStruct(xs.shape[1:], xs.dtype))
+  h0 = cell.state(carry).astype(jnp.result_type(a0.dtype, b0.dtype))
+  h, ys = jax.lax.scan(jax.checkpoint(run_chunk), h0, inputs, reverse=options.reverse)
+  ys = ys.reshape(n * chunk, *ys.shape[2:])[:T].astype(output_dtype(params, xs))
+  if valid is not None:
+    ys = jnp.where(base.per_step(valid[:T], ys), ys, jnp.zeros_like(ys))
+  final = jax.tree.map(lambda n, o: n.astype(o.dtype), cell.to_carry(h), carry)
   return final, ys
 
 
