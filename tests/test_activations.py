@@ -421,3 +421,30 @@ def test_sigmoid_is_the_logistic_function():
   # relative error grows where sigmoid(x) is tiny.
   np.testing.assert_allclose(activations.get("sigmoid")(x), jax.nn.sigmoid(x),
                              rtol=1e-13, atol=1e-15)
+
+
+def test_subclass_may_add_fields_of_its_own():
+  """The activation fields are keyword-only, so a user's dataclass subclass
+  can add a field without a default, and positional arguments keep their
+  meaning (``GRUCell(False)`` is ``reset_after``)."""
+  import dataclasses
+
+  @dataclasses.dataclass(frozen=True)
+  class Scaled(jaxrnn.LSTMCell):
+    scale: float
+
+    def pointwise(self, params, carry, z):
+      return super().pointwise(params, carry, self.scale * z)
+
+  cell = Scaled(0.5, activation="relu")
+  params = cell.init(jax.random.key(0), 2, 3)
+  xs = jax.random.normal(jax.random.key(1), (4, 2))
+  carry, ys = jaxrnn.scan(cell, params, xs)
+  loop_carry, outs = cell.initial_carry(params), []
+  for x in xs:
+    loop_carry, y = cell(params, loop_carry, x)
+    outs.append(y)
+  np.testing.assert_allclose(ys, jnp.stack(outs), rtol=1e-6, atol=1e-6)
+  assert jaxrnn.GRUCell(False).reset_after is False
+  with pytest.raises(TypeError):
+    jaxrnn.GRUCell(True, "relu")

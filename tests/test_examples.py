@@ -52,7 +52,7 @@ SCRIPTS = ["examples/adding_problem.py", "examples/char_lm.py", "examples/foreca
            "examples/classify.py", "examples/long_range.py", "examples/regularisers.py",
            "examples/recall.py", "benchmarks/matrix_state.py", "benchmarks/bench.py",
            "benchmarks/profile_native.py", "benchmarks/engine_choice.py",
-           "benchmarks/workloads.py", "benchmarks/learning.py"]
+           "benchmarks/workloads.py", "benchmarks/learning.py", "benchmarks/s6_solve.py"]
 
 # Every script's --help, in one interpreter (one import of jax, not thirteen).
 HELP = """
@@ -119,3 +119,9 @@ def test_native_profile_runs(tmp_path):
              "--I", "4", "--H", "8", "--runs", "2"], tmp_path)
   rows = [line for line in out.splitlines() if line.startswith("| gru |")]
   assert [row.split("|")[6].strip() for row in rows] == ["fwd", "fwd+bwd"]
+
+
+def test_s6_solve_benchmark_runs(tmp_path):
+  out = run(["benchmarks/s6_solve.py", "--batch", "2", "--length", "10",
+             "--channels", "4", "--rounds", "1"], tmp_path)
+  assert "| forward + backward |" in out and "×" in out

@@ -97,9 +97,11 @@ def test_random_configuration_matches_keras(seed):
   exported = interop.to_keras(model, params)
   assert type(exported).__name__ == ("Sequential" if isinstance(layer, list)
                                      else type(first).__name__)
-  again = (exported(x) if mask is None else keras_call(list(exported.layers), x, mask, None)
-           ) if isinstance(layer, list) else keras_call(exported, x, mask, initial)
-  assert_close(again, want if initial is None or not isinstance(layer, list) else again)
+  if isinstance(layer, list):  # a Sequential takes no initial state
+    again = keras_call(list(exported.layers), x, mask, initial)
+  else:
+    again = keras_call(exported, x, mask, initial)
+  assert_close(again, want)
   model_back, params_back = interop.from_keras(exported)
   assert model_back == model
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params_back)):
@@ -197,14 +199,6 @@ def test_errors():
   stateful.build((2, 4, 3))
   with pytest.raises(ValueError, match="stateful"):
     interop.from_keras(stateful)
-  cell = jaxrnn.GRUCell(reset_after=False)
-  params = cell.init(jax.random.key(0), 3, 4)
-  params = params._replace(b_h=jnp.ones(12))
-  with pytest.raises(ValueError, match="reset_after=False"):
-    interop.to_keras(cell, params)
-  relu_like = jaxrnn.LSTMCell(activation=lambda v: jnp.maximum(v, 0))
-  with pytest.raises(ValueError, match="cell.activation: Keras takes an activation by name"):
-    interop.to_keras(relu_like, relu_like.init(jax.random.key(0), 2, 3))
   with pytest.raises(ValueError, match="Keras has no equivalent"):
     interop.to_keras(jaxrnn.MinGRUCell(), jaxrnn.MinGRUCell().init(jax.random.key(0), 2, 3))
   layer = keras.layers.LSTM(3)
@@ -212,3 +206,68 @@ def test_errors():
   model, params = interop.from_keras(layer)
   with pytest.raises(ValueError, match="initial_state: expected 2"):
     model(params, np.zeros((1, 4, 2), np.float32), initial_state=[np.zeros((1, 3))])
+  with pytest.raises(ValueError, match="initial_state"):
+    model(params, np.zeros((2, 4, 2), np.float32),
+          initial_state=[np.zeros((2, 5)), np.zeros((2, 5))])
+  with pytest.raises(ValueError, match="params: expected a tuple of 1"):
+    interop.to_keras(model, params * 2)
+  pair = keras.layers.Bidirectional(keras.layers.GRU(3, return_sequences=True),
+                                    merge_mode=None)
+  pair.build((None, None, 2))
+  with pytest.raises(ValueError, match="merge_mode=None returns two sequences"):
+    interop.from_keras([pair, keras.layers.GRU(3)])
+  unrolled = keras.layers.GRU(3, unroll=True)
+  unrolled.build((None, 4, 2))
+  model, params = interop.from_keras(unrolled)
+  model(params, np.zeros((1, 4, 2), np.float32))  # without a mask, the same function
+  with pytest.raises(ValueError, match="unroll=True"):
+    model(params, np.zeros((1, 4, 2), np.float32), mask=np.ones((1, 4), bool))
+
+
+def test_subclass_is_not_exported_as_the_plain_cell():
+  class Clipped(jaxrnn.LSTMCell):
+    def pointwise(self, params, carry, z):
+      return super().pointwise(params, carry, jnp.clip(z, -1, 1))
+  cell = Clipped()
+  with pytest.raises(ValueError, match="Keras has no equivalent of .*Clipped"):
+    interop.to_keras(cell, cell.init(jax.random.key(0), 2, 3))
+
+
+def test_reset_before_gru_biases_sum_into_keras_one():
+  """jaxrnn's reset-before GRU adds both biases outside the reset gate, so
+  PyTorch-style params (b_h drawn too) export to Keras' single bias."""
+  cell = jaxrnn.GRUCell(reset_after=False)
+  params = cell.init(jax.random.key(0), 3, 4, initializer="pytorch")
+  keras_cell = interop.to_keras(cell, params)
+  x = np.random.default_rng(1).standard_normal((2, 3)).astype(np.float32)
+  h = np.random.default_rng(2).standard_normal((2, 4)).astype(np.float32)
+  y, _ = keras_cell(x, [h])
+  _, y_mine = cell(params, jaxrnn.RNNState(h), x)
+  assert_close(y_mine, y)
+
+
+def test_single_tensor_initial_state():
+  """Keras takes ``initial_state=h`` as well as ``[h]``."""
+  layer = keras.layers.GRU(3, return_sequences=True)
+  x = np.random.default_rng(0).standard_normal((2, 5, 2)).astype(np.float32)
+  h = np.random.default_rng(1).standard_normal((2, 3)).astype(np.float32)
+  want = layer(x, initial_state=h)
+  model, params = interop.from_keras(layer)
+  assert_close(model(params, x, initial_state=h), want)
+
+
+@pytest.mark.parametrize("make", ["jax_gelu", "keras_ops_gelu", "own_tanh"])
+def test_activation_functions_keep_their_own_mathematics(make):
+  """A function that is not Keras' own activation of its name (jax.nn.gelu is
+  the tanh approximation, Keras' "gelu" the exact one) is carried as the
+  function itself."""
+  def tanh(v):  # a user's function that shares a name
+    return jnp.tanh(2 * v)
+  fn = {"jax_gelu": jax.nn.gelu, "keras_ops_gelu": keras.ops.gelu, "own_tanh": tanh}[make]
+  layer = keras.layers.SimpleRNN(4, activation=fn, return_sequences=True,
+                                 bias_initializer="random_normal")
+  x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
+  want = layer(x)
+  model, params = interop.from_keras(layer)
+  assert model.layers[0].cell.activation is fn
+  assert_close(model(params, x), want)

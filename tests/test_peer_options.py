@@ -122,6 +122,23 @@ def test_keras_options_match_keras():
         np.testing.assert_allclose(carry.c, c, rtol=1e-6, atol=1e-6)
 
 
+def test_lengths_and_time_major():
+  """``seq_lengths`` and time-major layouts take the same conventions."""
+  cell = jaxrnn.GRUCell()
+  params, xs, _, carry = problem(cell)
+  lengths = jnp.array([0, 3, 7])
+  mask = np.arange(7)[None, :] < np.asarray(lengths)[:, None]
+  for kwargs in (dict(reverse=True, keep_order=False), dict(go_backwards=True),
+                 dict(zero_output_for_mask=False, reverse=True)):
+    _, want = jaxrnn.scan(cell, params, xs, mask=mask, initial_carry=carry, **kwargs)
+    _, got = jaxrnn.scan(cell, params, xs, seq_lengths=lengths, initial_carry=carry,
+                         **kwargs)
+    np.testing.assert_array_equal(got, want)
+    _, got = jaxrnn.scan(cell, params, jnp.swapaxes(xs, 0, 1), seq_lengths=lengths,
+                         initial_carry=carry, time_major=True, **kwargs)
+    np.testing.assert_allclose(jnp.swapaxes(got, 0, 1), want, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("kwargs", [dict(zero_output_for_mask=False),
                                     dict(go_backwards=True, zero_output_for_mask=False),
                                     dict(reverse=True, keep_order=False)])
@@ -160,6 +177,12 @@ def test_errors():
     jaxrnn.scan(cell, params, xs, go_backwards=True, keep_order=False, reverse=True)
   with pytest.raises(TypeError, match="zero_output_for_mask: expected a bool"):
     jaxrnn.scan(cell, params, xs, zero_output_for_mask=0)
+  with pytest.raises(ValueError, match="zero_output_for_mask=False: .*resets"):
+    jaxrnn.scan(cell, params, xs, mask=mask, resets=~mask, zero_output_for_mask=False)
+  from flax import nnx
+  from jaxrnn import nnx as jnnx
+  with pytest.raises(ValueError, match="keep_order=False"):
+    jnnx.RNN(cell, 2, 4, rngs=nnx.Rngs(0), keep_order=False)
   mlstm = jaxrnn.MLSTMCell(num_heads=1)
   p = mlstm.init(jax.random.key(0), 2, 4)
   with pytest.raises(ValueError, match="zero_output_for_mask=False: .*has no h"):

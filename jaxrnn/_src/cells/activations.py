@@ -100,9 +100,16 @@ def check(value: Any, name: str) -> None:
                     f"{type(value).__name__}") from None
 
 
+# The defaults of the gated cells, which the native kernels compute.
+DEFAULTS = {"activation": "tanh", "recurrent_activation": "sigmoid"}
+
+
 def get(value: Activation) -> Callable[[jax.Array], jax.Array]:
   """The function of a name, or the callable itself."""
-  return ACTIVATIONS[value] if isinstance(value, str) else value
+  if isinstance(value, str):
+    check(value, "activation")  # a subclass may have skipped __post_init__'s check
+    return ACTIVATIONS[value]
+  return value
 
 
 def name_of(value: Activation) -> Optional[str]:
@@ -149,9 +156,12 @@ class WithActivations:
   def __post_init__(self):
     check(self.activation, "activation")
     check(self.recurrent_activation, "recurrent_activation")
+    parent = getattr(super(), "__post_init__", None)
+    if parent is not None:
+      parent()
 
   def native_unsupported(self) -> Optional[str]:
-    return describe(self, {"activation": "tanh", "recurrent_activation": "sigmoid"})
+    return describe(self, DEFAULTS)
 
 
 def describe(cell, defaults: dict) -> Optional[str]:

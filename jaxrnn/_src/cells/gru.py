@@ -119,8 +119,9 @@ class GRUCell(_GatedUnit):
   """
 
   reset_after: bool = True
-  activation: activations.Activation = "tanh"
-  recurrent_activation: activations.Activation = "sigmoid"
+  activation: activations.Activation = dataclasses.field(default="tanh", kw_only=True)
+  recurrent_activation: activations.Activation = dataclasses.field(
+      default="sigmoid", kw_only=True)
 
   params_type = GRUParams
   form = "split"  # with reset_after; see step_form
@@ -223,9 +224,10 @@ class MGUCell(_GatedUnit):
   """
 
   reset_after: bool = True
-  reset_gate: bool = True
-  activation: activations.Activation = "tanh"
-  recurrent_activation: activations.Activation = "sigmoid"
+  reset_gate: bool = dataclasses.field(default=True, kw_only=True)
+  activation: activations.Activation = dataclasses.field(default="tanh", kw_only=True)
+  recurrent_activation: activations.Activation = dataclasses.field(
+      default="sigmoid", kw_only=True)
 
   params_type = MGUParams
   form = "split"  # with reset_after or without reset_gate; see step_form

@@ -130,8 +130,9 @@ class LSTMCell(activations.WithActivations, base.Cell):
       ``recurrent_activation``, Flax's ``gate_fn``); default ``"sigmoid"``.
   """
 
-  activation: activations.Activation = "tanh"
-  recurrent_activation: activations.Activation = "sigmoid"
+  activation: activations.Activation = dataclasses.field(default="tanh", kw_only=True)
+  recurrent_activation: activations.Activation = dataclasses.field(
+      default="sigmoid", kw_only=True)
 
   params_type = LSTMParams
   form = "split"
@@ -262,8 +263,9 @@ class PeepholeLSTMCell(activations.WithActivations, base.Cell):
     activation, recurrent_activation: as in :class:`LSTMCell`.
   """
 
-  activation: activations.Activation = "tanh"
-  recurrent_activation: activations.Activation = "sigmoid"
+  activation: activations.Activation = dataclasses.field(default="tanh", kw_only=True)
+  recurrent_activation: activations.Activation = dataclasses.field(
+      default="sigmoid", kw_only=True)
 
   params_type = PeepholeLSTMParams
   form = "split"
@@ -319,8 +321,9 @@ class CIFGLSTMCell(activations.WithActivations, base.Cell):
     activation, recurrent_activation: as in :class:`LSTMCell`.
   """
 
-  activation: activations.Activation = "tanh"
-  recurrent_activation: activations.Activation = "sigmoid"
+  activation: activations.Activation = dataclasses.field(default="tanh", kw_only=True)
+  recurrent_activation: activations.Activation = dataclasses.field(
+      default="sigmoid", kw_only=True)
 
   params_type = CIFGParams
   form = "split"

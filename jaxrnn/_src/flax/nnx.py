@@ -19,6 +19,7 @@ from jaxrnn._src.cells import base
 from jaxrnn._src.layers import dropout as dropout_lib
 from jaxrnn._src.flax import linen as flax_linen
 from jaxrnn._src.layers import composite as layers
+from jaxrnn._src.layers import order
 from jaxrnn._src.layers import scan as scan_lib
 
 
@@ -72,6 +73,8 @@ class RNN(nnx.Module):
     if reverse and not isinstance(layer, base.Cell):
       raise ValueError(f"reverse: applies to a cell, not to {type(layer).__name__}")
     flax_linen.check_dropout(layer, dropout)
+    order.check(layer, reverse=reverse or go_backwards is True, keep_order=keep_order,
+                go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask)
     self.spec = layer
     self.dropout = dropout
     self.reverse, self.unroll, self.remat, self.time_major = reverse, unroll, remat, time_major

@@ -55,8 +55,7 @@ def to_equinox(cell: base.Cell, params) -> Any:
 
   cell.check_params(params)
   if type(cell) in (lstm.LSTMCell, gru.GRUCell):
-    different = activations.describe(cell, {"activation": "tanh",
-                                            "recurrent_activation": "sigmoid"})
+    different = activations.describe(cell, activations.DEFAULTS)
     if different:
       raise ValueError(f"cell: Equinox's cells are fixed to tanh and sigmoid; {different}")
   input_size, hidden = cell.input_size(params), cell.hidden_size(params)

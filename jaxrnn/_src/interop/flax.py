@@ -192,7 +192,7 @@ def _check_nnx_module(cell, family: Optional[str], module, name: str) -> str:
     fields["gate_fn"] = "recurrent_activation"
   for flax_field, field in fields.items():
     theirs = getattr(module, flax_field)
-    ours = getattr(cell, field, "sigmoid" if flax_field == "gate_fn" else "tanh")
+    ours = getattr(cell, field)
     if not _same_function(theirs, ours):
       raise ValueError(
           f"{name}: the Flax nnx {kind}'s {flax_field} is "

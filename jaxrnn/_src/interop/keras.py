@@ -24,6 +24,7 @@ carried over: :class:`KerasRNN` is the inference call.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Any, Optional, Sequence
 
 import jax
@@ -35,22 +36,24 @@ from jaxrnn._src.cells import base
 from jaxrnn._src.cells import gru
 from jaxrnn._src.cells import lstm
 from jaxrnn._src.cells import simple
+from jaxrnn._src.layers import composite
 from jaxrnn._src.layers import scan as scan_lib
 
 _KINDS = {"LSTMCell": "LSTM", "GRUCell": "GRU", "SimpleRNNCell": "SimpleRNN"}
 _MERGES = ("concat", "sum", "ave", "mul", None)
-_DEFAULT_ACTIVATIONS = ("tanh", "sigmoid")
+
+
+_CELL_KINDS = {lstm.LSTMCell: "LSTM", gru.GRUCell: "GRU", simple.SimpleRNNCell: "SimpleRNN"}
 
 
 def _kind(cell: base.Cell) -> str:
-  if isinstance(cell, lstm.LSTMCell) and type(cell).params_type is lstm.LSTMParams:
-    return "LSTM"
-  if isinstance(cell, gru.GRUCell):
-    return "GRU"
-  if isinstance(cell, simple.SimpleRNNCell):
-    return "SimpleRNN"
-  raise ValueError(f"cell: Keras has no equivalent of {cell!r}; it has LSTM, "
-                   "GRU (both reset_after) and SimpleRNN")
+  """The Keras layer of ``cell``: exact types only, since a subclass may
+  compute something else (its own ``pointwise``, say)."""
+  kind = _CELL_KINDS.get(type(cell))
+  if kind is None:
+    raise ValueError(f"cell: Keras has no equivalent of {cell!r}; it has LSTM, "
+                     "GRU (both reset_after) and SimpleRNN")
+  return kind
 
 
 def _gru_order(array):
@@ -59,11 +62,23 @@ def _gru_order(array):
   return jnp.concatenate([b, a, c], axis=-1)
 
 
-def _activation_name(fn, name: str) -> str:
-  value = getattr(fn, "__name__", fn)
-  if not isinstance(value, str):
+def _activation(fn, name: str) -> activations.Activation:
+  """A Keras layer's activation as a cell's: the table's name where ``fn``
+  is Keras' own function of that name (``keras.activations.get(name)``),
+  else the callable itself, so a function that merely shares a name (e.g.
+  ``jax.nn.gelu``, the tanh approximation, against Keras' exact ``"gelu"``)
+  keeps its own mathematics."""
+  if not callable(fn):
     raise TypeError(f"{name}: expected a Keras activation, got {fn!r}")
-  return value
+  keras = sys.modules.get("keras")  # loaded: a Keras layer exists
+  label = getattr(fn, "__name__", None)
+  if keras is not None and label in activations.ACTIVATIONS:
+    try:
+      if keras.activations.get(label) is fn:
+        return label
+    except ValueError:
+      pass
+  return fn
 
 
 def _cell_options(cell: base.Cell) -> dict:
@@ -71,13 +86,9 @@ def _cell_options(cell: base.Cell) -> dict:
   names = ("activation",) if isinstance(cell, simple.SimpleRNNCell) else (
       "activation", "recurrent_activation")
   options = {}
-  for name in names:
+  for name in names:  # a name where there is one, else the callable itself
     value = getattr(cell, name)
-    options[name] = activations.name_of(value)
-    if options[name] is None:
-      raise ValueError(f"cell.{name}: Keras takes an activation by name; got "
-                       f"{activations.label(value)}, which is none of "
-                       f"{tuple(activations.ACTIVATIONS)}")
+    options[name] = activations.name_of(value) or value
   if isinstance(cell, gru.GRUCell):
     options["reset_after"] = cell.reset_after
   return options
@@ -88,13 +99,11 @@ def _jaxrnn_cell(keras_cell) -> base.Cell:
   if kind is None:
     raise TypeError(f"layer: expected a Keras LSTM, GRU or SimpleRNN (layer or cell), "
                     f"got {type(keras_cell).__name__}")
-  activation = _activation_name(keras_cell.activation, "activation")
+  activation = _activation(keras_cell.activation, "activation")
   if kind == "SimpleRNN":
     return simple.SimpleRNNCell(activation)
-  options = {}
-  recurrent = _activation_name(keras_cell.recurrent_activation, "recurrent_activation")
-  if (activation, recurrent) != _DEFAULT_ACTIVATIONS:  # the defaults are the cells'
-    options = dict(activation=activation, recurrent_activation=recurrent)
+  options = dict(activation=activation, recurrent_activation=_activation(
+      keras_cell.recurrent_activation, "recurrent_activation"))
   if kind == "LSTM":
     return lstm.LSTMCell(**options)
   return gru.GRUCell(reset_after=bool(keras_cell.reset_after), **options)
@@ -138,12 +147,6 @@ def _weights_from_params(cell: base.Cell, params, use_bias: bool) -> list:
   if kind == "GRU" and cell.reset_after:
     b_i, b_h = (base.add_biases(zeros, b) for b in (params.b_i, params.b_h))
     return [w_i, w_h, np.stack([np.array(_gru_order(b_i)), np.array(_gru_order(b_h))])]
-  if kind == "GRU" and params.b_h is not None:
-    hidden = w_h.shape[0]
-    if np.any(np.asarray(params.b_h[2 * hidden:]) != 0):
-      raise ValueError("params.b_h: the GRU(reset_after=False) candidate bias b_h[2H:] "
-                       "is applied after the reset gate; Keras' reset_after=False "
-                       "layer has no such bias (it must be zero)")
   bias = base.add_biases(zeros, params.b_i, params.b_h)
   return [w_i, w_h, np.array(_gru_order(bias) if kind == "GRU" else bias)]
 
@@ -165,9 +168,16 @@ class KerasLayer:
   zero_output_for_mask: bool = False
   bidirectional: bool = False
   merge_mode: Optional[str] = "concat"
+  unroll: bool = False
 
   def __post_init__(self):
     _kind(self.cell)
+    if isinstance(self.units, bool) or not isinstance(self.units, int) or self.units < 1:
+      raise ValueError(f"units: expected a positive int, got {self.units!r}")
+    for field in ("use_bias", "return_sequences", "return_state", "go_backwards",
+                  "zero_output_for_mask", "bidirectional", "unroll"):
+      if not isinstance(getattr(self, field), bool):
+        raise TypeError(f"{field}: expected a bool, got {getattr(self, field)!r}")
     if self.merge_mode not in _MERGES:
       raise ValueError(f"merge_mode: expected one of {_MERGES}, got {self.merge_mode!r}")
 
@@ -180,10 +190,10 @@ def _layer_spec(layer) -> KerasLayer:
   kind = type(layer).__name__
   if kind == "Bidirectional":
     fwd, bwd = layer.forward_layer, layer.backward_layer
-    spec = _layer_spec(fwd)
-    if _layer_spec(bwd).cell != spec.cell or not bwd.go_backwards or fwd.go_backwards:
-      raise ValueError("layer: a Bidirectional with backward_layer of another kind "
-                       "than its forward layer is not supported")
+    spec, backward = _layer_spec(fwd), _layer_spec(bwd)
+    if dataclasses.replace(backward, go_backwards=False) != spec or fwd.go_backwards:
+      raise ValueError("layer: a Bidirectional whose backward_layer differs from its "
+                       "forward layer (other than go_backwards) is not supported")
     return dataclasses.replace(spec, bidirectional=True, merge_mode=layer.merge_mode,
                                return_sequences=bool(layer.return_sequences),
                                return_state=bool(layer.return_state),
@@ -198,12 +208,12 @@ def _layer_spec(layer) -> KerasLayer:
                      "convert the stateless layer and pass the state as initial_state")
   return KerasLayer(_jaxrnn_cell(cell), int(cell.units), bool(cell.use_bias),
                     bool(layer.return_sequences), bool(layer.return_state),
-                    bool(layer.go_backwards), bool(layer.zero_output_for_mask))
+                    bool(layer.go_backwards), bool(layer.zero_output_for_mask),
+                    unroll=bool(getattr(layer, "unroll", False)))
 
 
 def _layer_params(spec: KerasLayer, layer, name: str):
   if spec.bidirectional:
-    from jaxrnn._src.layers import composite
     return composite.BidirectionalParams(
         _params_from_weights(spec.cell, layer.forward_layer.get_weights(), f"{name}.forward"),
         _params_from_weights(spec.cell, layer.backward_layer.get_weights(), f"{name}.backward"))
@@ -233,6 +243,9 @@ class KerasRNN:
       if not spec.return_sequences or spec.return_state:
         raise ValueError(f"layers[{i}]: a layer inside a stack must return sequences "
                          "and no states")
+      if spec.bidirectional and spec.merge_mode is None:
+        raise ValueError(f"layers[{i}]: merge_mode=None returns two sequences; a layer "
+                         "inside a stack takes one")
 
   def init(self, key, input_size: int, *, dtype: Any = jnp.float32) -> tuple:
     """Fresh params (jaxrnn's default initialisers, not Keras')."""
@@ -240,8 +253,7 @@ class KerasRNN:
     params, size = [], input_size
     for spec, k in zip(self.layers, jax.random.split(key, len(self.layers))):
       if spec.bidirectional:
-        from jaxrnn._src.layers import composite
-        p = composite.Bidirectional(spec.cell).init(k, size, spec.units, dtype=dtype)
+            p = composite.Bidirectional(spec.cell).init(k, size, spec.units, dtype=dtype)
       else:
         p = spec.cell.init(k, size, spec.units, dtype=dtype)
       if not spec.use_bias:
@@ -251,12 +263,19 @@ class KerasRNN:
       size = spec.units * (2 if spec.bidirectional and spec.merge_mode == "concat" else 1)
     return tuple(params)
 
-  def __call__(self, params: tuple, inputs, *, initial_state=None, mask=None):
+  def check_params(self, params) -> None:
     if not isinstance(params, tuple) or len(params) != len(self.layers):
       raise ValueError(f"params: expected a tuple of {len(self.layers)} layers' params, "
-                       f"got {type(params).__name__}")
+                       f"got {base.describe(params)}")
+
+  def __call__(self, params: tuple, inputs, *, initial_state=None, mask=None):
+    self.check_params(params)
     inputs = base.as_array(inputs, "inputs")
     mask = base.as_array(mask, "mask")
+    if mask is not None and any(spec.unroll for spec in self.layers):
+      raise ValueError("mask: a Keras layer with unroll=True treats masked steps "
+                       "otherwise than its own unroll=False loop (it ignores "
+                       "zero_output_for_mask); KerasRNN reproduces unroll=False")
     x = inputs
     for i, (spec, p) in enumerate(zip(self.layers, params)):
       result = _call_layer(spec, p, x, initial_state if i == 0 else None, mask,
@@ -265,15 +284,18 @@ class KerasRNN:
     return result
 
 
-def _carry(spec: KerasLayer, states, name: str):
+def _carry(spec: KerasLayer, params, states, batch_shape, name: str):
+  """Keras' list of states as the cell's carry, checked under Keras' name."""
   states = [base.as_array(s, f"{name}[{i}]") for i, s in enumerate(states)]
-  if _kind(spec.cell) == "LSTM":
-    return base.LSTMState(*states)
-  return base.RNNState(*states)
+  carry = (base.LSTMState if _kind(spec.cell) == "LSTM" else base.RNNState)(*states)
+  spec.cell.check_carry(params, carry, batch_shape, name)
+  return carry
 
 
 def _direction(spec, params, x, states, mask, go_backwards, name):
-  carry = None if states is None else _carry(spec, states, name)
+  carry = None
+  if states is not None:
+    carry = _carry(spec, params, states, tuple(x.shape[:-2]), name)
   zero = spec.zero_output_for_mask or mask is None
   carry, ys = scan_lib.scan(spec.cell, params, x, initial_carry=carry, mask=mask,
                             go_backwards=go_backwards, zero_output_for_mask=zero)
@@ -288,8 +310,9 @@ def _direction(spec, params, x, states, mask, go_backwards, name):
 def _call_layer(spec: KerasLayer, params, x, initial_state, mask, name):
   n = spec.num_states
   states = None
-  if initial_state is not None:
-    states = list(initial_state)
+  if initial_state is not None:  # Keras takes one tensor or a list
+    states = (list(initial_state) if isinstance(initial_state, (list, tuple))
+              else [initial_state])
     want = n * (2 if spec.bidirectional else 1)
     if len(states) != want:
       raise ValueError(f"initial_state: expected {want} arrays for this layer, got "
@@ -372,6 +395,7 @@ def to_keras(model: Any, params):
     return cell
   if not isinstance(model, KerasRNN):
     raise TypeError(f"model: expected a jaxrnn cell or a KerasRNN, got {type(model).__name__}")
+  model.check_params(params)
   built, size = [], None
   for i, (spec, p) in enumerate(zip(model.layers, params)):
     kind = _kind(spec.cell)
@@ -382,7 +406,8 @@ def to_keras(model: Any, params):
                                          merge_mode=spec.merge_mode)
       first = p.forward
     else:
-      layer = getattr(keras.layers, kind)(go_backwards=spec.go_backwards, **options)
+      layer = getattr(keras.layers, kind)(go_backwards=spec.go_backwards,
+                                          unroll=spec.unroll, **options)
       first = p
     size = spec.cell.input_size(first) if size is None else size
     layer.build((None, None, size))

@@ -14,7 +14,8 @@ steps. Three options give a peer's convention instead, by its own name:
   the previous output in the order of the pass, the output of the nearest
   valid step before it (after it, for a reverse pass), or the initial
   carry's ``h`` where there is none. Keras reads that ``h`` as "the previous
-  output", so this holds for cells whose output is their carry's ``h``.
+  output", so this holds for cells whose output is their carry's ``h``;
+  with ``resets`` (which Keras lacks) it is refused.
 
 The carry is the same under every option: only the returned ``ys`` change.
 """
@@ -30,7 +31,7 @@ from jaxrnn._src.cells import base
 
 
 def check(layer, *, reverse: bool, keep_order: bool, go_backwards: bool,
-          zero_output_for_mask: bool) -> None:
+          zero_output_for_mask: bool, resets=None) -> None:
   """Trace-time checks of the three options against ``layer`` and each other."""
   for name, value in (("keep_order", keep_order), ("go_backwards", go_backwards),
                       ("zero_output_for_mask", zero_output_for_mask)):
@@ -46,6 +47,11 @@ def check(layer, *, reverse: bool, keep_order: bool, go_backwards: bool,
   if (go_backwards or not zero_output_for_mask) and not isinstance(layer, base.Cell):
     option = "go_backwards" if go_backwards else "zero_output_for_mask"
     raise ValueError(f"{option}: applies to a cell, not to {type(layer).__name__}")
+  if not zero_output_for_mask and resets is not None:
+    raise ValueError("zero_output_for_mask=False: repeats the previous output at a "
+                     "masked step (Keras, which has no resets); with resets that "
+                     "output may belong to the segment before, so the two are refused "
+                     "together")
   if not zero_output_for_mask and "h" not in getattr(layer.carry_type, "_fields", ()):
     raise ValueError(f"zero_output_for_mask=False: repeats the carry's h at a masked "
                      f"step (Keras); {type(layer).__name__}'s carry "

@@ -298,10 +298,10 @@ def apply(layer, params, xs, *, initial_carry=None, seq_lengths=None, mask=None,
   if reverse and not isinstance(layer, base.Cell):
     raise ValueError(f"reverse: applies to a cell, not to {type(layer).__name__}")
   reverse = bool(reverse) or go_backwards is True
-  order.check(layer, reverse=reverse, keep_order=keep_order, go_backwards=go_backwards,
-              zero_output_for_mask=zero_output_for_mask)
   xs, initial_carry, seq_lengths, mask, resets = as_arrays(
       xs, initial_carry, seq_lengths, mask, resets)
+  order.check(layer, reverse=reverse, keep_order=keep_order, go_backwards=go_backwards,
+              zero_output_for_mask=zero_output_for_mask, resets=resets)
   batch_shape, T = check_sequence(xs, time_major, layer.feature_axes())
   check_resets_given(resets, reset_carry)
   reset_carry = check_layer_inputs(layer, params, xs, initial_carry, reset_carry,
