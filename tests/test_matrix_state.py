@@ -446,6 +446,20 @@ def test_s6_in_loop_solve_equals_the_associative_one(T):
                  results["sequential", reverse], results["associative", reverse])
 
 
+def test_s6_in_loop_zoneout_equals_the_associative_one():
+  """Zoneout's masks (training) and its expectation (evaluation) enter the
+  in-loop solve as they enter the materialised one."""
+  cell, params, xs, carry = s6_case((2,), 10, seed=5)
+  dropout = jaxrnn.RecurrentDropout(zoneout=0.3)
+  for deterministic in (False, True):
+    got, want = (jaxrnn.scan(dataclasses.replace(cell, method=m), params, xs,
+                             initial_carry=carry, dropout=dropout, key=jax.random.key(6),
+                             deterministic=deterministic)
+                 for m in ("sequential", "associative"))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12),
+                 got, want)
+
+
 def test_s6_gradients():
   cell, params, xs, carry = s6_case((2,), 5, seed=3)
   layer = lambda p, x, c: jaxrnn.scan(cell, p, x, initial_carry=c)
