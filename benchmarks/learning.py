@@ -57,18 +57,22 @@ from adding_problem import adding_batch  # noqa: E402
 from char_lm import load_corpus  # noqa: E402
 
 
-def cell_block(cell):
+def cell_block(cell, chrono: bool = False):
   """A cell's row: the pre-norm block around it; a task may change the
-  block's options (``Task.block_options``), the same for every cell row."""
-  def make(**options):
-    return blocks.PreNormBlock(
-        cell, **{"conv_size": 4, "mlp": "geglu", "expansion": 2.0, **options})
+  block's options (``Task.block_options``), the same for every cell row.
+  ``chrono``: the cell's init is chrono initialisation (Tallec & Ollivier
+  2018) for the task's longest dependency, ``Task.horizon``."""
+  def make(horizon: int, **options):
+    cell_init = {"chrono": horizon} if chrono else {}
+    return blocks.PreNormBlock(cell, cell_init=cell_init, **{
+        "conv_size": 4, "mlp": "geglu", "expansion": 2.0, **options})
   make.takes_options = True
   return make
 
 
 ROWS = {
     "lstm": ("LSTM", cell_block(jaxrnn.LSTMCell())),
+    "lstm_chrono": ("LSTM, chrono init", cell_block(jaxrnn.LSTMCell(), chrono=True)),
     "gru": ("GRU", cell_block(jaxrnn.GRUCell())),
     "min_gru": ("minGRU", cell_block(jaxrnn.MinGRUCell())),
     "min_lstm": ("minLSTM", cell_block(jaxrnn.MinLSTMCell())),
@@ -90,6 +94,7 @@ ROWS = {
 class Task:
   """A task: data, model shape, loss, metric and budget.
 
+  ``horizon`` is the longest dependency (the chrono rows' ``T_max``);
   ``batch(key)`` gives a training batch; ``evaluate(model, params)`` the
   test metrics; ``score`` names the metric in the table, ``solved`` says
   whether a score meets the task's bar (``None``: no bar).
@@ -99,6 +104,7 @@ class Task:
   title: str
   anchor: str
   d_model: int
+  horizon: int
   steps: int
   learning_rate: float
   batch: Callable
@@ -128,7 +134,7 @@ def adding_task(smoke: bool) -> Task:
     return {"mse": float(loss(model, params, test))}
 
   return Task("adding", f"Adding problem, T={T}", "solved: MSE < 0.01 (mean predictor 0.167)",
-              d_model=16 if smoke else 32, steps=20 if smoke else 1000,
+              d_model=16 if smoke else 32, horizon=T, steps=20 if smoke else 1000,
               learning_rate=3e-3, batch=lambda key: adding_batch(key, B, T), loss=loss,
               evaluate=evaluate, model_kwargs=dict(input_size=2, num_outputs=1),
               score="mse", higher_is_better=False, solved=lambda s: s < 0.01,
@@ -172,7 +178,8 @@ def selective_copy_task(smoke: bool) -> Task:
 
   return Task("selective_copy", f"Selective copy, {L} tokens, {copies} to copy",
               "minGRU / minLSTM, 2 layers, L=4096: 96.8% / 85.7% (Feng et al. 2024)",
-              d_model=16 if smoke else 64, steps=20 if smoke else 1500, learning_rate=3e-3,
+              d_model=16 if smoke else 64, horizon=L + copies, steps=20 if smoke else 1500,
+              learning_rate=3e-3,
               batch=lambda key: selective_copy_batch(key, B, L, copies, values), loss=loss,
               evaluate=evaluate, model_kwargs=dict(vocab_size=values + 2, num_outputs=values),
               score="accuracy", higher_is_better=True, solved=lambda s: s > 0.95,
@@ -202,7 +209,7 @@ def mnist1d_task(smoke: bool) -> Task:
 
   return Task("mnist1d", "MNIST-1D (4000 train, 1000 test, length 40)",
               "GRU 91%, CNN 94%, MLP 68% (mnist1d README)",
-              d_model=16 if smoke else 64, steps=20 if smoke else 4000,
+              d_model=16 if smoke else 64, horizon=x.shape[1], steps=20 if smoke else 4000,
               learning_rate=3e-3, batch=batch, loss=loss, evaluate=evaluate,
               model_kwargs=dict(input_size=1, num_outputs=10), score="accuracy",
               higher_is_better=True, solved=lambda s: s >= 0.91,
@@ -239,7 +246,7 @@ def shakespeare_task(smoke: bool) -> Task:
 
   task = Task("shakespeare", f"Character LM, Shakespeare ({len(text) / 1e6:.2f} M chars, "
               f"context {T})", "nanoGPT CPU setting: 1.88 nats (tiny-shakespeare)",
-              d_model=16 if smoke else 128, steps=20 if smoke else 2000,
+              d_model=16 if smoke else 128, horizon=T, steps=20 if smoke else 2000,
               learning_rate=2e-3, batch=lambda key: windows(key, train_data, B), loss=loss,
               evaluate=evaluate, model_kwargs=dict(vocab_size=len(chars),
                                                    num_outputs=len(chars)),
@@ -282,7 +289,8 @@ def sample(model, params, chars, prompt: str, length: int, key) -> str:
 def run_row(task: Task, row: str, seed: int, steps: int):
   label, make_block = ROWS[row]
   takes_options = getattr(make_block, "takes_options", False)  # a paper's block: fixed
-  block = make_block(**task.block_options) if takes_options else make_block()
+  block = (make_block(task.horizon, **task.block_options) if takes_options
+           else make_block())
   model = blocks.SequenceModel((block,) * task.num_blocks, d_model=task.d_model,
                                **task.model_kwargs)
   k_init, k_data = jax.random.split(jax.random.key(seed))
@@ -313,6 +321,14 @@ def run_row(task: Task, row: str, seed: int, steps: int):
             "solved_step": solved_at and solved_at[0],
             "solved_seconds": solved_at and solved_at[1]}
   return result, model, state.params
+
+
+def merge(saved: list, new: list) -> list:
+  """``saved`` runs with ``new`` ones replacing those of the same row and
+  seed, in the order of ``ROWS`` and then of the seeds."""
+  runs = {(r["row"], r["seed"]): r for r in saved + new}
+  order = {row: i for i, row in enumerate(ROWS)}
+  return sorted(runs.values(), key=lambda r: (order.get(r["row"], len(order)), r["seed"]))
 
 
 def table(task: Task, results: list) -> str:
@@ -373,6 +389,9 @@ def main(argv=None):
   parser.add_argument("--steps", type=int, default=None, help="override each task's budget")
   parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
   parser.add_argument("--smoke", action="store_true", help="tiny sizes, one row per task")
+  parser.add_argument("--merge", action="store_true",
+                      help="add the runs to the task's saved results in --out, replacing "
+                           "those of the same row and seed, instead of starting anew")
   args = parser.parse_args(argv)
   tasks = {}
   for name in args.tasks.split(","):
@@ -403,6 +422,9 @@ def main(argv=None):
                         jax.random.key(seed))
           result["sample"] = text
           print(text, flush=True)
+    saved = out / f"{stem}_{name}.json"
+    if args.merge and saved.exists():
+      task_results = merge(json.loads(saved.read_text())["results"], task_results)
     results += task_results
     sections.append(table(task, task_results))
     print(sections[-1] + "\n", flush=True)

@@ -380,6 +380,26 @@ def test_errors_name_the_argument():
     jaxrnn.which_engine(block, params, xs)
 
 
+def test_cell_init_reaches_the_cell():
+  """``cell_init`` is passed to the cell's init: the block's cell params are
+  the cell's own init with the same options, drawn with the block's key."""
+  block = blocks.PreNormBlock(jaxrnn.LSTMCell(), cell_init={"chrono": 100})
+  assert hash(block) == hash(blocks.PreNormBlock(jaxrnn.LSTMCell(), cell_init={"chrono": 100}))
+  params = block.init(jax.random.key(3), D)
+  k_cell = jax.random.split(jax.random.key(3), 4)[1]
+  want = jaxrnn.LSTMCell().init(k_cell, D, D, chrono=100)
+  jax.tree.map(np.testing.assert_array_equal, params.cell, want)
+  default = blocks.PreNormBlock(jaxrnn.LSTMCell()).init(jax.random.key(3), D)
+  assert not np.array_equal(default.cell.b_i, params.cell.b_i)
+  with pytest.raises(ValueError, match=r"cell_init: expected keywords of GRUCell.init "
+                                       r"\(initializer\), got 'chrono'"):
+    blocks.PreNormBlock(jaxrnn.GRUCell(), cell_init={"chrono": 100})
+  with pytest.raises(ValueError, match="cell_init: .* got 'dtype'"):
+    blocks.PreNormBlock(jaxrnn.GRUCell(), cell_init={"dtype": jnp.float64})
+  with pytest.raises(TypeError, match="cell_init: expected a dict"):
+    blocks.PreNormBlock(jaxrnn.GRUCell(), cell_init=3)
+
+
 def test_misuse_is_refused():
   """What the review found a user could trip on: a block in Bidirectional,
   params of another configuration, tokens out of range, bf16 step against

@@ -214,6 +214,39 @@ def test_forget_bias(cell, forget_block):
       rtol=1e-6)
 
 
+@pytest.mark.parametrize("cell,forget,input_gate", [
+    (jaxrnn.LSTMCell(), 1, 0), (jaxrnn.PeepholeLSTMCell(), 1, 0),
+    (jaxrnn.CIFGLSTMCell(), 0, None), (jaxrnn.ProjectedLSTMCell(), 1, 0),
+    (jaxrnn.LayerNormLSTMCell(), 1, 0), (jaxrnn.ConvLSTMCell((3,)), 1, 0)])
+def test_chrono_init(cell, forget, input_gate):
+  """Tallec & Ollivier (2018), eq. 16: b_f ~ log U(1, T_max - 1), b_i = -b_f,
+  as the gates' whole bias; every other parameter as the default draw."""
+  from scipy import stats
+  H, T = 512, 1000
+
+  def total_bias(params):
+    b = params.b if hasattr(params, "b") else params.b_i + params.b_h
+    return np.asarray(b, np.float64).reshape(-1, H)
+
+  params = init_params(cell, jax.random.key(0), 3, H, chrono=T)
+  b = total_bias(params)
+  assert (b[forget] >= 0).all() and (b[forget] <= np.log(T - 1) + 1e-6).all()
+  assert stats.kstest(np.exp(b[forget]), stats.uniform(1, T - 2).cdf).pvalue > 1e-3
+  if input_gate is not None:
+    np.testing.assert_array_equal(b[input_gate], -b[forget])
+  plain = init_params(cell, jax.random.key(0), 3, H, forget_bias=0.0)
+  gates = [g for g in (forget, input_gate) if g is not None]
+  np.testing.assert_array_equal(np.delete(b, gates, axis=0),
+                                np.delete(total_bias(plain), gates, axis=0))
+  for name, leaf in params._asdict().items():
+    if name not in ("b", "b_i", "b_h"):
+      np.testing.assert_array_equal(leaf, getattr(plain, name), err_msg=name)
+  with pytest.raises(ValueError, match="forget_bias, chrono: expected at most one"):
+    init_params(cell, jax.random.key(0), 3, H, chrono=T, forget_bias=1.0)
+  with pytest.raises(ValueError, match="chrono: expected the longest dependency"):
+    init_params(cell, jax.random.key(0), 3, H, chrono=2)
+
+
 def test_linear_readout():
   readout = jaxrnn.Linear()
   params = readout.init(jax.random.key(0), 6, 3, dtype=jnp.float64)

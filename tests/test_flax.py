@@ -93,6 +93,24 @@ def test_nnx_cell_and_dropout_modes():
   same(module(XS)[1], stack(jrn.to_functional(module), XS, deterministic=True)[1])
 
 
+def test_modules_pass_chrono_to_init():
+  """``chrono`` reaches every LSTM's init, in each module, stacks included."""
+  def check(params, H=6, T=50):
+    b = np.asarray(params.b_i + params.b_h).reshape(4, H)
+    assert ((b[1] >= 0) & (b[1] <= np.log(T - 1) + 1e-6)).all() and b[1].std() > 0.1
+    np.testing.assert_array_equal(b[0], -b[1])
+
+  variables = jrl.RNN(jaxrnn.LSTMCell(), hidden_size=6, chrono=50).init(jax.random.key(1), XS)
+  check(jrl.to_functional(variables))
+  step = jrl.Cell(jaxrnn.LSTMCell(), hidden_size=6, chrono=50)
+  carry = step.initialize_carry(jax.random.key(0), XS[:, 0].shape)
+  check(jrl.to_functional(step.init(jax.random.key(1), carry, XS[:, 0])))
+  check(jrn.to_functional(jrn.Cell(jaxrnn.LSTMCell(), 5, 6, rngs=nnx.Rngs(0), chrono=50)))
+  stack = jaxrnn.Stacked([jaxrnn.LSTMCell(), jaxrnn.LSTMCell()])
+  for params in jrn.to_functional(jrn.RNN(stack, 5, 6, rngs=nnx.Rngs(0), chrono=50)):
+    check(params)
+
+
 def _toy_tokens(key, n=64, T=12, vocab=10):
   """Label: whether token 3 occurs in the sequence (needs the whole sequence)."""
   tokens = jax.random.randint(key, (n, T), 0, vocab)

@@ -11,6 +11,7 @@ et al. 2024, and most recurrent language models use it)::
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, NamedTuple, Optional
 
 import jax
@@ -50,6 +51,9 @@ class PreNormBlock(block_base.Block):
     mlp: ``"geglu"``, ``"swiglu"``, ``"gelu"``, or ``None`` for no MLP.
     expansion: the MLP's inner width ÷ ``d_model``.
     conv_size: the width of a causal convolution before the cell; 0 for none.
+    cell_init: keyword arguments of the cell's ``init`` (a dict, kept as
+      sorted pairs so that the block stays hashable), for example
+      ``{"chrono": 1000}`` for an LSTM's chrono initialisation.
   """
 
   cell: base.Cell
@@ -58,6 +62,7 @@ class PreNormBlock(block_base.Block):
   mlp: Optional[str] = "geglu"
   expansion: float = 4.0
   conv_size: int = 0
+  cell_init: Any = ()
 
   params_type = PreNormParams
 
@@ -72,6 +77,7 @@ class PreNormBlock(block_base.Block):
     if not isinstance(self.conv_size, int) or self.conv_size < 0 or self.conv_size == 1:
       raise ValueError(f"conv_size: expected 0 (none) or an int >= 2, got "
                        f"{self.conv_size!r}")
+    object.__setattr__(self, "cell_init", check_cell_init(self.cell, self.cell_init))
 
   @property
   def conv(self) -> Optional[conv_lib.CausalConv]:
@@ -82,7 +88,8 @@ class PreNormBlock(block_base.Block):
     base.check_sizes(d_model, self.hidden_size or d_model)
     k_conv, k_cell, k_out, k_mlp = jax.random.split(key, 4)
     norm = norms.Norm(self.norm)
-    cell = self.cell.init(k_cell, d_model, self.hidden_size or d_model, dtype=dtype)
+    cell = self.cell.init(k_cell, d_model, self.hidden_size or d_model, dtype=dtype,
+                          **dict(self.cell_init))
     size = self.cell.output_size(cell)
     mlp = mlp_lib.MLP(self.mlp, self.expansion) if self.mlp else None
     return PreNormParams(
@@ -117,3 +124,21 @@ class PreNormBlock(block_base.Block):
     if self.mlp is not None:
       x = x + mlp_lib.MLP(self.mlp, self.expansion)(params.mlp, norm(params.mlp_norm, x))
     return x
+
+
+def check_cell_init(cell: base.Cell, cell_init) -> tuple:
+  """``cell_init`` as sorted ``(name, value)`` pairs, each name a keyword of
+  ``cell.init`` (other than ``dtype``, which the block passes)."""
+  try:
+    pairs = dict(cell_init)
+  except (TypeError, ValueError):
+    raise TypeError(f"cell_init: expected a dict of {type(cell).__name__}.init's "
+                    f"keyword arguments, got {cell_init!r}") from None
+  parameters = inspect.signature(cell.init).parameters
+  takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+  keywords = [n for n, p in parameters.items() if p.kind is p.KEYWORD_ONLY and n != "dtype"]
+  for name in pairs:
+    if name == "dtype" or not (takes_any or name in keywords):
+      raise ValueError(f"cell_init: expected keywords of {type(cell).__name__}.init "
+                       f"({', '.join(keywords) or 'none'}), got {name!r}")
+  return tuple(sorted(pairs.items()))

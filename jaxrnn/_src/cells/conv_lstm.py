@@ -101,7 +101,8 @@ class ConvLSTMCell(base.Cell):
 
   def init(self, key, input_size, hidden_size, *, dtype: Any = jnp.float32,
            initializer: str = "default",
-           forget_bias: Optional[float] = None) -> ConvLSTMParams:
+           forget_bias: Optional[float] = None,
+           chrono: Optional[float] = None) -> ConvLSTMParams:
     """Params. ``"default"``: LeCun normal kernels (fan-in over the kernel
     window and input channels, as Flax's ``Conv``) and zero biases;
     ``"pytorch"``: everything uniform in ``±1/sqrt(hidden_size)``."""
@@ -121,7 +122,8 @@ class ConvLSTMCell(base.Cell):
       b_i = b_h = jnp.zeros((k,), dtype)
     w = initializers.FusedWeights(w_i, w_h, b_i, b_h)
     return ConvLSTMParams(*lstm.with_forget_bias(w, 1, hidden_size, forget_bias,
-                                                 initializer))
+                                                 initializer, chrono=chrono, key=key,
+                                                 input_gate=0))
 
   def input_projection(self, params, x):
     return base.add_biases(convolve(x, params.w_i), params.b_i, params.b_h)

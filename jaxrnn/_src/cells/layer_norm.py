@@ -131,11 +131,14 @@ class LayerNormLSTMCell(_LayerNormCell):
 
   def init(self, key, input_size, hidden_size, *, dtype: Any = jnp.float32,
            initializer: str = "default",
-           forget_bias: Optional[float] = None) -> LayerNormLSTMParams:
-    """Params: weights as :class:`LSTMCell`'s, gains 1, shifts 0."""
+           forget_bias: Optional[float] = None,
+           chrono: Optional[float] = None) -> LayerNormLSTMParams:
+    """Params: weights as :class:`LSTMCell`'s, gains 1, shifts 0;
+    ``forget_bias`` and ``chrono`` as in :meth:`LSTMCell.init`."""
     w = lstm.with_forget_bias(self._fused(key, input_size, hidden_size, dtype,
                                           initializer),
-                              1, hidden_size, forget_bias, initializer)
+                              1, hidden_size, forget_bias, initializer,
+                              chrono=chrono, key=key, input_gate=0)
     ones = lambda n: jnp.ones((n,), dtype)
     return LayerNormLSTMParams(w.w_i, w.w_h, w.b_i + w.b_h, ones(4 * hidden_size),
                                ones(4 * hidden_size), ones(hidden_size),

@@ -96,12 +96,46 @@ class CIFGParams(NamedTuple):
 
 
 def with_forget_bias(w: initializers.FusedWeights, forget_gate: int,
-                      hidden_size: int, forget_bias, initializer: str):
-  if forget_bias is None:
-    forget_bias = 1.0 if initializer == "default" else 0.0
-  start = forget_gate * hidden_size
-  b_i = w.b_i.at[start:start + hidden_size].add(forget_bias)
-  return w._replace(b_i=b_i)
+                      hidden_size: int, forget_bias, initializer: str, *,
+                      chrono: Optional[float] = None, key=None,
+                      input_gate: Optional[int] = None):
+  """The gate biases at initialisation: ``forget_bias`` added to the forget
+  gate's ``b_i`` block or, with ``chrono``, the chrono initialisation
+  (:func:`chrono_bias`) of the forget gate and, if the cell has one
+  (``input_gate``), of the input gate; ``key`` draws it."""
+  if chrono is None:
+    if forget_bias is None:
+      forget_bias = 1.0 if initializer == "default" else 0.0
+    start = forget_gate * hidden_size
+    return w._replace(b_i=w.b_i.at[start:start + hidden_size].add(forget_bias))
+  if forget_bias is not None:
+    raise ValueError(f"forget_bias, chrono: expected at most one of them, got "
+                     f"forget_bias={forget_bias!r} and chrono={chrono!r}")
+  b_f = chrono_bias(jax.random.fold_in(key, 0xC4), chrono, hidden_size, w.b_i.dtype)
+  b_i, b_h = w.b_i, w.b_h
+  for gate, value in ((forget_gate, b_f), (input_gate, -b_f)):
+    if gate is not None:
+      block = slice(gate * hidden_size, (gate + 1) * hidden_size)
+      b_i, b_h = b_i.at[block].set(value), b_h.at[block].set(0)
+  return w._replace(b_i=b_i, b_h=b_h)
+
+
+def chrono_bias(key, t_max, hidden_size: int, dtype) -> jax.Array:
+  r"""Chrono initialisation (Tallec & Ollivier 2018, "Can recurrent neural
+  networks warp time?", eq. 16): the forget gate's bias
+
+  .. math:: b_f \sim \log\,\mathcal{U}([1, T_{max} - 1]), \qquad b_i = -b_f
+
+  so that the cell's memory times spread up to ``T_max``, the longest
+  dependency expected. The cell's ``b_h`` for these gates is 0, so that
+  :math:`b_f` is the whole bias."""
+  if (isinstance(t_max, bool) or not isinstance(t_max, (int, float))
+      or not t_max > 2):
+    raise ValueError(f"chrono: expected the longest dependency T_max, a number > 2, "
+                     f"got {t_max!r}")
+  draw = jnp.promote_types(dtype, jnp.float32)
+  u = jax.random.uniform(key, (hidden_size,), draw, 1.0, t_max - 1.0)
+  return jnp.log(u).astype(dtype)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,12 +176,15 @@ class LSTMCell(activations.WithActivations, base.Cell):
 
   def init(self, key, input_size, hidden_size, *, dtype: Any = jnp.float32,
            initializer: str = "default",
-           forget_bias: Optional[float] = None) -> LSTMParams:
-    """Params; ``forget_bias`` is added to the forget gate's ``b_i`` block."""
+           forget_bias: Optional[float] = None,
+           chrono: Optional[float] = None) -> LSTMParams:
+    """Params; ``forget_bias`` is added to the forget gate's ``b_i`` block;
+    ``chrono=T_max`` instead draws the forget and input gates' biases by
+    chrono initialisation (:func:`chrono_bias`)."""
     w = initializers.fused_weights(key, input_size, hidden_size, 4,
                                    dtype=dtype, initializer=initializer)
-    return LSTMParams(*with_forget_bias(w, 1, hidden_size, forget_bias,
-                                         initializer))
+    return LSTMParams(*with_forget_bias(w, 1, hidden_size, forget_bias, initializer,
+                                         chrono=chrono, key=key, input_gate=0))
 
   def pointwise(self, params, carry, z):
     del params
@@ -190,8 +227,10 @@ class ProjectedLSTMCell(LSTMCell):
 
   def init(self, key, input_size, hidden_size, *, proj_size: int,
            dtype: Any = jnp.float32, initializer: str = "default",
-           forget_bias: Optional[float] = None) -> ProjectedLSTMParams:
-    """Params; ``proj_size`` is the size of ``h`` and of the output."""
+           forget_bias: Optional[float] = None,
+           chrono: Optional[float] = None) -> ProjectedLSTMParams:
+    """Params; ``proj_size`` is the size of ``h`` and of the output;
+    ``forget_bias`` and ``chrono`` as in :meth:`LSTMCell.init`."""
     base.check_sizes(input_size, hidden_size)
     if not isinstance(proj_size, int) or not 0 < proj_size < hidden_size:
       raise ValueError(f"proj_size: expected an int in [1, hidden_size="
@@ -201,7 +240,8 @@ class ProjectedLSTMCell(LSTMCell):
     w = initializers.fused_weights(k_w, input_size, hidden_size, 4, dtype=dtype,
                                    initializer=initializer,
                                    recurrent_size=proj_size)
-    w = with_forget_bias(w, 1, hidden_size, forget_bias, initializer)
+    w = with_forget_bias(w, 1, hidden_size, forget_bias, initializer,
+                         chrono=chrono, key=key, input_gate=0)
     if initializer == "pytorch":
       w_p = initializers.uniform(k_p, (hidden_size, proj_size), hidden_size, dtype)
     else:
@@ -275,12 +315,14 @@ class PeepholeLSTMCell(activations.WithActivations, base.Cell):
 
   def init(self, key, input_size, hidden_size, *, dtype: Any = jnp.float32,
            initializer: str = "default",
-           forget_bias: Optional[float] = None) -> PeepholeLSTMParams:
-    """Params; ``forget_bias`` is added to the forget gate's ``b_i`` block."""
+           forget_bias: Optional[float] = None,
+           chrono: Optional[float] = None) -> PeepholeLSTMParams:
+    """Params; ``forget_bias`` and ``chrono`` as in :meth:`LSTMCell.init`."""
     k_w, k_p = jax.random.split(key)
     w = initializers.fused_weights(k_w, input_size, hidden_size, 4,
                                    dtype=dtype, initializer=initializer)
-    w = with_forget_bias(w, 1, hidden_size, forget_bias, initializer)
+    w = with_forget_bias(w, 1, hidden_size, forget_bias, initializer,
+                         chrono=chrono, key=key, input_gate=0)
     if initializer == "pytorch":
       p = initializers.uniform(k_p, (3, hidden_size), hidden_size, dtype)
     else:
@@ -333,12 +375,14 @@ class CIFGLSTMCell(activations.WithActivations, base.Cell):
 
   def init(self, key, input_size, hidden_size, *, dtype: Any = jnp.float32,
            initializer: str = "default",
-           forget_bias: Optional[float] = None) -> CIFGParams:
-    """Params; ``forget_bias`` is added to the forget gate's ``b_i`` block."""
+           forget_bias: Optional[float] = None,
+           chrono: Optional[float] = None) -> CIFGParams:
+    """Params; ``forget_bias`` and ``chrono`` as in :meth:`LSTMCell.init`
+    (the input gate is ``1 - f``, so ``chrono`` sets the forget gate's only)."""
     w = initializers.fused_weights(key, input_size, hidden_size, 3,
                                    dtype=dtype, initializer=initializer)
-    return CIFGParams(*with_forget_bias(w, 0, hidden_size, forget_bias,
-                                         initializer))
+    return CIFGParams(*with_forget_bias(w, 0, hidden_size, forget_bias, initializer,
+                                         chrono=chrono, key=key))
 
   def pointwise(self, params, carry, z):
     gate = self.recurrent_activation

@@ -22,11 +22,13 @@ from jaxrnn._src.layers import scan as scan_lib
 PARAM_NAME = "layer"
 
 
-def init_kwargs(layer, initializer, forget_bias, proj_size, dtype) -> dict:
+def init_kwargs(layer, initializer, forget_bias, proj_size, dtype, chrono=None) -> dict:
   """The keyword arguments of ``layer.init`` that were set."""
   kwargs = {"initializer": initializer, "dtype": dtype}
   if forget_bias is not None:
     kwargs["forget_bias"] = forget_bias
+  if chrono is not None:
+    kwargs["chrono"] = chrono
   if proj_size is not None:
     kwargs["proj_size"] = proj_size
   return kwargs
@@ -45,7 +47,8 @@ class Cell(nn.Module):
   Attributes:
     cell: a functional cell, e.g. ``jaxrnn.LSTMCell()``.
     hidden_size: its hidden size.
-    initializer, forget_bias, proj_size, param_dtype: passed to ``cell.init``.
+    initializer, forget_bias, chrono, proj_size, param_dtype: passed to
+      ``cell.init``.
   """
 
   cell: base.Cell
@@ -54,10 +57,11 @@ class Cell(nn.Module):
   forget_bias: Optional[float] = None
   proj_size: Optional[int] = None
   param_dtype: Any = jnp.float32
+  chrono: Optional[float] = None
 
   def _kwargs(self):
     return init_kwargs(self.cell, self.initializer, self.forget_bias,
-                       self.proj_size, self.param_dtype)
+                       self.proj_size, self.param_dtype, self.chrono)
 
   @nn.compact
   def __call__(self, carry, x):
@@ -94,7 +98,8 @@ class RNN(nn.Module):
     unroll, remat, time_major, impl: as in :func:`jaxrnn.scan`.
     keep_order, go_backwards, zero_output_for_mask: the peers' output
       conventions (Flax, Keras), as in :func:`jaxrnn.scan`.
-    initializer, forget_bias, proj_size, param_dtype: passed to ``init``.
+    initializer, forget_bias, chrono, proj_size, param_dtype: passed to
+      ``init``.
     dropout: a :class:`jaxrnn.RecurrentDropout` for a cell or a
       ``Bidirectional`` (a ``Stacked`` layer holds its own).
   """
@@ -114,10 +119,11 @@ class RNN(nn.Module):
   keep_order: bool = True
   go_backwards: bool = False
   zero_output_for_mask: bool = True
+  chrono: Optional[float] = None
 
   def _kwargs(self):
     return init_kwargs(self.layer, self.initializer, self.forget_bias,
-                       self.proj_size, self.param_dtype)
+                       self.proj_size, self.param_dtype, self.chrono)
 
   @nn.compact
   def __call__(self, xs, *, initial_carry=None, seq_lengths=None, mask=None,

@@ -24,17 +24,19 @@ from jaxrnn._src.layers import scan as scan_lib
 
 
 class Cell(nnx.Module):
-  """One step of a jaxrnn cell: ``module(carry, x) -> (carry, y)``."""
+  """One step of a jaxrnn cell: ``module(carry, x) -> (carry, y)``;
+  ``initializer``, ``forget_bias``, ``chrono``, ``proj_size`` and
+  ``param_dtype`` are passed to ``cell.init``."""
 
   def __init__(self, cell: base.Cell, in_features: int, hidden_size: int, *,
                rngs: nnx.Rngs, initializer: str = "default",
                forget_bias: Optional[float] = None, proj_size: Optional[int] = None,
-               param_dtype: Any = jnp.float32):
+               param_dtype: Any = jnp.float32, chrono: Optional[float] = None):
     self.cell = cell
     self.in_features = in_features
     self.hidden_size = hidden_size
     self.init_kwargs = flax_linen.init_kwargs(cell, initializer, forget_bias,
-                                              proj_size, param_dtype)
+                                              proj_size, param_dtype, chrono)
     _store(self, cell.init(rngs.params(), in_features, hidden_size, **self.init_kwargs))
 
   def __call__(self, carry, x):
@@ -67,7 +69,7 @@ class RNN(nnx.Module):
                proj_size: Optional[int] = None, param_dtype: Any = jnp.float32,
                dropout: Optional[dropout_lib.RecurrentDropout] = None,
                keep_order: bool = True, go_backwards: bool = False,
-               zero_output_for_mask: bool = True):
+               zero_output_for_mask: bool = True, chrono: Optional[float] = None):
     if impl is not None:
       scan_lib.check_impl(impl)
     if reverse and not isinstance(layer, base.Cell):
@@ -81,7 +83,8 @@ class RNN(nnx.Module):
     self.impl = impl
     self.keep_order, self.go_backwards = keep_order, go_backwards
     self.zero_output_for_mask = zero_output_for_mask
-    kwargs = flax_linen.init_kwargs(layer, initializer, forget_bias, proj_size, param_dtype)
+    kwargs = flax_linen.init_kwargs(layer, initializer, forget_bias, proj_size, param_dtype,
+                                    chrono)
     _store(self, layer.init(rngs.params(), in_features, hidden_size, **kwargs))
     self.rngs = rngs
     self.deterministic = False
