@@ -331,6 +331,16 @@ def merge(saved: list, new: list) -> list:
   return sorted(runs.values(), key=lambda r: (order.get(r["row"], len(order)), r["seed"]))
 
 
+def save(out: pathlib.Path, stem: str, task: Task, results: list) -> str:
+  """Writes the task's table and JSON to ``out``; returns the table."""
+  section = table(task, results)
+  (out / f"{stem}_{task.name}.md").write_text(section + "\n")
+  (out / f"{stem}_{task.name}.json").write_text(json.dumps(
+      {"task": task.name, "title": task.title, "anchor": task.anchor, "score": task.score,
+       "backend": jax.default_backend(), "results": results}, indent=1))
+  return section
+
+
 def table(task: Task, results: list) -> str:
   fmt = (lambda s: f"{100 * s:.1f}%") if task.score == "accuracy" else (lambda s: f"{s:.4f}")
   lines = [f"### {task.title}", "", f"Anchor: {task.anchor}.", "",
@@ -400,7 +410,6 @@ def main(argv=None):
     tasks[name] = TASKS[name](args.smoke)
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
-  results, sections = [], []
   stem = "learning_smoke" if args.smoke else "learning"
   for name, task in tasks.items():
     rows = args.cells or (SMOKE_ROWS if args.smoke else DEFAULT_ROWS)[name]
@@ -408,6 +417,9 @@ def main(argv=None):
     for row in rows:
       if row not in ROWS:
         parser.error(f"--cells: expected names from {tuple(ROWS)}, got {row!r}")
+    saved = out / f"{stem}_{name}.json"
+    earlier = (json.loads(saved.read_text())["results"] if args.merge and saved.exists()
+               else [])
     task_results = []
     for row in rows:
       for seed in range(args.seeds):
@@ -422,16 +434,9 @@ def main(argv=None):
                         jax.random.key(seed))
           result["sample"] = text
           print(text, flush=True)
-    saved = out / f"{stem}_{name}.json"
-    if args.merge and saved.exists():
-      task_results = merge(json.loads(saved.read_text())["results"], task_results)
-    results += task_results
-    sections.append(table(task, task_results))
-    print(sections[-1] + "\n", flush=True)
-    (out / f"{stem}_{name}.md").write_text(sections[-1] + "\n")
-    (out / f"{stem}_{name}.json").write_text(json.dumps(
-        {"task": name, "title": task.title, "anchor": task.anchor, "score": task.score,
-         "backend": jax.default_backend(), "results": task_results}, indent=1))
+        # Saved after every run, so that an interrupted suite keeps what it did.
+        section = save(out, stem, task, merge(earlier, task_results))
+    print(section + "\n", flush=True)
   # The figure and the joint table cover every task whose results are in out/.
   tables = [(out / f"{stem}_{n}.md").read_text() for n in TASKS
             if (out / f"{stem}_{n}.md").exists()]
