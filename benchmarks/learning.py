@@ -183,7 +183,10 @@ def selective_copy_task(smoke: bool) -> Task:
               batch=lambda key: selective_copy_batch(key, B, L, copies, values), loss=loss,
               evaluate=evaluate, model_kwargs=dict(vocab_size=values + 2, num_outputs=values),
               score="accuracy", higher_is_better=True, solved=lambda s: s > 0.95,
-              eval_every=10 if smoke else 250, stop_when_solved=True)
+              eval_every=10 if smoke else 250, stop_when_solved=True,
+              # Measured (minGRU blocks, 750 steps): 16.7% with the convolution,
+              # 28.1% without it, and each step twice as fast. See the README's Learning.
+              block_options=dict(conv_size=0))
 
 
 def mnist1d_task(smoke: bool) -> Task:
@@ -260,7 +263,7 @@ TASKS = {"adding": adding_task, "selective_copy": selective_copy_task,
          "mnist1d": mnist1d_task, "shakespeare": shakespeare_task}
 # The rows `make learn` runs (the README's tables); --cells all runs every row.
 DEFAULT_ROWS = {
-    "adding": "min_gru,gru,rg_lru,griffin,mlstm",
+    "adding": "lstm_chrono,min_gru,gru,rg_lru,griffin,mlstm",
     "selective_copy": "min_gru,mlstm,griffin",
     "mnist1d": "lstm,gru,min_gru,rg_lru,mamba",
     "shakespeare": "lstm,griffin",
