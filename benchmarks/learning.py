@@ -22,8 +22,8 @@ Tasks (all generated in code, from a package, or from a file the repo ships):
 Every model is :class:`jaxrnn.blocks.SequenceModel`: an input layer, two
 blocks (by default), a final RMSNorm and a read-out. A cell row puts the cell
 in the same pre-norm block (a width-4 causal convolution, the cell, a GeGLU
-MLP of expansion 2; on the adding problem, without the convolution, see
-``adding_task``); a paper's row uses its block (Griffin, Mamba, xLSTM's
+MLP of expansion 2; on the adding problem and selective copy, without the
+convolution, see ``Task.block_options``); a paper's row uses its block (Griffin, Mamba, xLSTM's
 two). ``d_model`` is the same for every row of a task, so the parameters are
 not equal: the table gives each row's count.
 
