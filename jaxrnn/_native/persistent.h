@@ -202,7 +202,6 @@ JAXRNN_INLINE void gates(const ForwardCall<T>& call, const Units& u, int64_t t,
   const ForwardArgs<T>& a = call.a;
   const int64_t B = a.d.B, H = a.d.H, R = residual_width(a.kind, H), blocks = R / H;
   const int64_t n = u.n, zs = u.pad;
-  const T* none = nullptr;
   for (int64_t row = 0; row < B; ++row) {
     const int64_t tr = t * B + row;
     T* y = a.ys + tr * H + u.lo;
@@ -222,24 +221,22 @@ JAXRNN_INLINE void gates(const ForwardCall<T>& call, const Units& u, int64_t t,
     } else {
       switch (a.kind) {
         case kRnnTanh: case kRnnRelu:
-          rnn_forward<Save, false>(n, a.kind == kRnnRelu, zr, none, hr, res);
+          rnn_forward<Save>(n, a.kind == kRnnRelu, zr, hr, res);
           break;
         case kLstm:
-          lstm_forward<Save, false>(n, zr, zs, none, cr, hr, res, zs, cs);
+          lstm_forward<Save>(n, zr, zs, cr, hr, res, zs, cs);
           break;
         case kCifg:
-          cifg_forward<Save, false>(n, zr, zs, none, cr, hr, res, zs, cs);
+          cifg_forward<Save>(n, zr, zs, cr, hr, res, zs, cs);
           break;
         case kPeephole:
-          peephole_forward<Save, false, 1>(n, zr, zs, a.extra + u.lo, H, none, cr, hr,
-                                           res, zs, cs);
+          peephole_forward<Save>(n, zr, zs, a.extra + u.lo, H, cr, hr, res, zs, cs);
           break;
         case kGruAfter:
-          gru_forward<Save, false, true, 1>(n, zr, zs, hpr, zs, a.extra + u.lo, none,
-                                            hr, res, zs);
+          gru_forward<Save, true>(n, zr, zs, hpr, zs, a.extra + u.lo, hr, res, zs);
           break;
         case kGruBefore:  // no b_hn here: it is folded into b
-          gru_forward<Save, false, false, 1>(n, zr, zs, hpr, zs, none, none, hr, res, zs);
+          gru_forward<Save, false, T>(n, zr, zs, hpr, zs, nullptr, hr, res, zs);
           break;
       }
       std::copy(hr, hr + n, y);
@@ -379,7 +376,6 @@ JAXRNN_INLINE void backward(BackwardCall<T>& call, int w) {
     carries_before(a, call.hprev, u.lo, u.hi);
   }
   const Operand<T> none{nullptr, 0, 0, 0};
-  const T* no_mask = nullptr;
   for (int64_t s = Tn - 1; s >= 0; --s) {
     const int64_t t = time_index(s, Tn, a.reverse);
     const int64_t t_prev = s > 0 ? time_index(s - 1, Tn, a.reverse) : -1;
@@ -406,23 +402,23 @@ JAXRNN_INLINE void backward(BackwardCall<T>& call, int w) {
                       : a.cs + (t_prev * B + row) * H + u.lo;
         switch (a.kind) {
           case kRnnTanh: case kRnnRelu:
-            rnn_backward<false>(n, a.kind == kRnnRelu, rs, dy, no_mask, dhr, dzr);
+            rnn_backward(n, a.kind == kRnnRelu, rs, dy, dhr, dzr);
             break;
           case kLstm:
-            lstm_backward<false>(n, rs, H, cn, cp, dy, no_mask, dhr, dcr, dzr, H);
+            lstm_backward(n, rs, H, cn, cp, dy, dhr, dcr, dzr, H);
             break;
           case kCifg:
-            cifg_backward<false>(n, rs, H, cn, cp, dy, no_mask, dhr, dcr, dzr, H);
+            cifg_backward(n, rs, H, cn, cp, dy, dhr, dcr, dzr, H);
             break;
           case kPeephole:
-            peephole_backward<false, 1>(n, rs, H, cn, cp, a.extra + u.lo, H, dy, no_mask,
-                                        dhr, dcr, dzr, H, sums.dp.data() + u.lo);
+            peephole_backward(n, rs, H, cn, cp, a.extra + u.lo, H, dy, dhr, dcr, dzr, H,
+                              sums.dp.data() + u.lo);
             break;
           case kGruAfter:
-            gru_backward<false, true>(n, rs, H, hp, dy, no_mask, dhr, dzr, H, dxr);
+            gru_backward<true>(n, rs, H, hp, dy, dhr, dzr, H, dxr);
             break;
           case kGruBefore:
-            gru_backward<false, false>(n, rs, H, hp, dy, no_mask, dhr, dzr, H, dxr);
+            gru_backward<false>(n, rs, H, hp, dy, dhr, dzr, H, dxr);
             break;
         }
       }
