@@ -375,10 +375,11 @@ def plot(out: pathlib.Path, stem: str) -> pathlib.Path:
   fig, axes = plt.subplots(1, len(saved), figsize=(4.5 * len(saved), 3.8), squeeze=False)
   for ax, task in zip(axes[0], saved):
     first = min(r["seed"] for r in task["results"])
-    for r in task["results"]:
-      if r["seed"] == first:
-        steps, _, scores = zip(*r["curve"])
-        ax.plot(steps, scores, label=r["label"])
+    shown = [r for r in task["results"] if r["seed"] == first]
+    for i, r in enumerate(shown):  # ten colours, then the same ones dashed
+      steps, _, scores = zip(*r["curve"])
+      ax.plot(steps, scores, label=r["label"], color=f"C{i % 10}",
+              linestyle=("-", "--", ":")[i // 10 % 3])
     ax.set_title(task["title"], fontsize=9)
     ax.set_xlabel("step")
     ax.set_ylabel(task["score"])
