@@ -103,6 +103,22 @@ def test_learning_suite_runs(tmp_path):
   assert (tmp_path / "learning_smoke.png").stat().st_size > 0
 
 
+def test_learning_suite_merges_runs_by_budget(tmp_path):
+  """--merge keeps saved runs; a run with another budget is its own row,
+  and a rerun of the same row, budget and seed replaces the saved one."""
+  base = ["benchmarks/learning.py", "--smoke", "--tasks", "adding", "--out", str(tmp_path)]
+  run(base, tmp_path)
+  first = json.loads((tmp_path / "learning_smoke_adding.json").read_text())["results"]
+  run(base + ["--merge", "--steps", "10"], tmp_path)
+  run(base + ["--merge", "--steps", "10"], tmp_path)
+  saved = json.loads((tmp_path / "learning_smoke_adding.json").read_text())
+  assert saved["budget"] == 20
+  assert [(r["budget"], r["steps"]) for r in saved["results"]] == [(10, 10), (20, 20)]
+  assert saved["results"][1] == first[0]
+  table = (tmp_path / "learning_smoke_adding.md").read_text()
+  assert "| minGRU | " in table and "| minGRU, 10 steps | " in table
+
+
 def test_matrix_state_benchmark_runs(tmp_path):
   """Every row of the matrix-state section is printed, memax's marked
   when it is not run."""
