@@ -132,9 +132,18 @@ def lru(p, state, u):
 def rg_lru(p, state, x, c=8.0):
   """De et al. (2024), the RG-LRU."""
   (h,) = state
-  H = p.w_i.shape[1] // 2
-  r = sigmoid(x @ p.w_i[:, :H] + p.b_i[:H])
-  i = sigmoid(x @ p.w_i[:, H:] + p.b_i[H:])
+  if p.w_i.ndim == 2:
+    H = p.w_i.shape[1] // 2
+    w_a, w_x = p.w_i[:, :H], p.w_i[:, H:]
+  else:  # the diagonal blocks of heads of d channels, a columns first
+    n, d = p.w_i.shape[:2]
+    H = n * d
+    w_a, w_x = np.zeros((H, H)), np.zeros((H, H))
+    for k in range(n):
+      w_a[k * d:(k + 1) * d, k * d:(k + 1) * d] = p.w_i[k, :, :d]
+      w_x[k * d:(k + 1) * d, k * d:(k + 1) * d] = p.w_i[k, :, d:]
+  r = sigmoid(x @ w_a + p.b_i[:H])
+  i = sigmoid(x @ w_x + p.b_i[H:])
   a = np.exp(-c * r * np.log1p(np.exp(p.a_param)))
   h = a * h + np.sqrt(1 - a ** 2) * (i * x)
   return (h,), h

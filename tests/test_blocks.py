@@ -26,6 +26,7 @@ BLOCKS = {
     "prenorm_gla": blocks.PreNormBlock(jaxrnn.GLACell(num_heads=2, chunk_size=4),
                                        mlp="swiglu", expansion=2.0),
     "griffin": blocks.GriffinBlock(),
+    "griffin_heads": blocks.GriffinBlock(rnn_expansion=1.5, cell=jaxrnn.RGLRUCell(num_heads=3)),
     "mamba": blocks.MambaBlock(cell=jaxrnn.SelectiveSSMCell(state_size=4)),
     "slstm": blocks.SLSTMBlock(cell=jaxrnn.SLSTMCell(num_heads=2)),
     "mlstm": blocks.MLSTMBlock(cell=jaxrnn.MLSTMCell(num_heads=2, chunk_size=4)),

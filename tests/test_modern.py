@@ -21,6 +21,7 @@ MODERN = {
     "min_lstm": (jaxrnn.MinLSTMCell(), reference.min_lstm),
     "lru": (jaxrnn.LRUCell(r_min=0.5, r_max=0.99), reference.lru),
     "rg_lru": (jaxrnn.RGLRUCell(), reference.rg_lru),
+    "rg_lru_heads": (jaxrnn.RGLRUCell(num_heads=2), reference.rg_lru),
 }
 METHODS = ["sequential", "associative"]
 
@@ -115,7 +116,7 @@ def test_gradients(name):
   (masked, reversed). Tolerance 1e-5: the LRU's exp(-exp(nu_log)) makes the
   central differences' own error about 1e-6 relative."""
   cell = with_method(name, "associative")
-  params, xs, carry, mask = case(cell, (2,), T=4, H=3)
+  params, xs, carry, mask = case(cell, (2,), T=4, H=4 if name == "rg_lru_heads" else 3)
   check_grads(lambda p, c, x: cell(p, c, x), (params, carry, xs[:, 0]), order=1,
               modes=("fwd", "rev"), atol=1e-5, rtol=1e-5)
   f = lambda p, x, c: jaxrnn.scan(cell, p, x, initial_carry=c, mask=mask, reverse=True)
@@ -163,6 +164,27 @@ def test_initialisation_rings():
   assert a.min() < 0.91 and a.max() > 0.99  # spread over the ring
 
 
+def test_rg_lru_block_diagonal_gates():
+  """num_heads = n: w_i holds n LeCun-normal blocks (variance 1/d), and a cell
+  with one head per channel group equals the dense cell whose W_a, W_x are
+  those blocks on the diagonal, zero elsewhere."""
+  H, n = 512, 4
+  cell = jaxrnn.RGLRUCell(num_heads=n)
+  p = cell.init(jax.random.key(0), H, H)
+  assert p.w_i.shape == (n, H // n, 2 * H // n) and cell.hidden_size(p) == H
+  np.testing.assert_allclose(np.var(np.asarray(p.w_i)), 1 / (H // n), rtol=0.05)
+  d = H // n
+  w_dense = jnp.zeros((H, 2 * H))
+  for k in range(n):
+    rows = slice(k * d, (k + 1) * d)
+    w_dense = w_dense.at[rows, k * d:(k + 1) * d].set(p.w_i[k, :, :d])
+    w_dense = w_dense.at[rows, H + k * d:H + (k + 1) * d].set(p.w_i[k, :, d:])
+  xs = jax.random.normal(jax.random.key(1), (2, 6, H))
+  got = jaxrnn.scan(cell, p, xs)
+  want = jaxrnn.scan(jaxrnn.RGLRUCell(), p._replace(w_i=w_dense), xs)
+  jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6), got, want)
+
+
 def test_bfloat16_inputs_accumulate_in_float32():
   cell = jaxrnn.RGLRUCell(method="sequential")
   params = cell.init(jax.random.key(0), 8, 8, dtype=jnp.bfloat16)
@@ -186,7 +208,8 @@ def test_layers_and_modules():
   assert ys.shape == (2, 6, 8)  # the LRU's output has its input's size
   _, ys_remat = stack(params, xs, seq_lengths=lengths, remat=True)
   np.testing.assert_allclose(ys_remat, ys, rtol=1e-12)
-  for cell in (*(cell for cell, _ in MODERN.values()), jaxrnn.SLSTMCell()):
+  dense = (cell for name, (cell, _) in MODERN.items() if name != "rg_lru_heads")
+  for cell in (*dense, jaxrnn.RGLRUCell(num_heads=3), jaxrnn.SLSTMCell()):
     module = jrl.RNN(cell, hidden_size=3)
     variables = module.init(jax.random.key(2), xs)
     np.testing.assert_array_equal(
@@ -205,6 +228,13 @@ def test_errors_name_the_argument():
     jaxrnn.RGLRUCell().init(jax.random.key(0), 3, 4)
   with pytest.raises(ValueError, match="r_min, r_max"):
     jaxrnn.LRUCell(r_min=0.5, r_max=0.4)
+  with pytest.raises(ValueError, match="num_heads: expected a positive int, got 0"):
+    jaxrnn.RGLRUCell(num_heads=0)
+  with pytest.raises(ValueError, match="hidden_size: expected a multiple of num_heads=3"):
+    jaxrnn.RGLRUCell(num_heads=3).init(jax.random.key(0), 4, 4)
+  dense = jaxrnn.RGLRUCell().init(jax.random.key(0), 4, 4)
+  with pytest.raises(ValueError, match=r"params.w_i: expected a 3-D array"):
+    jaxrnn.RGLRUCell(num_heads=2)(dense, jaxrnn.RNNState(jnp.zeros(4)), jnp.ones(4))
   cell = jaxrnn.LRUCell()
   params = cell.init(jax.random.key(0), 3, 4)
   with pytest.raises(ValueError, match="params.c_re: expected shape"):

@@ -9,7 +9,8 @@ Language Models", Figure 2; Hawk is a stack of these)::
     x = x + MLP(RMSNorm(x))                     (gated GeLU, expansion 3)
 
 ``d_rnn = round(rnn_expansion × d)``, 4/3 in the paper. The RG-LRU's gates
-are dense here (the paper's are block-diagonal over heads), and its input is
+are dense by default; ``cell=RGLRUCell(num_heads=n)`` makes them
+block-diagonal over ``n`` heads, as in recurrentgemma. The RG-LRU's input is
 scaled by ``sqrt(1 − a²)`` at every step, the first of a sequence too
 (recurrentgemma skips the scale and the decay at a segment's first token).
 """

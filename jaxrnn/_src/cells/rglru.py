@@ -19,7 +19,10 @@ class RGLRUParams(NamedTuple):
   recurrence gate ``r`` and the input gate ``i``).
 
   Attributes:
-    w_i: ``(hidden_size, 2*hidden_size)``.
+    w_i: ``(hidden_size, 2*hidden_size)``, or with ``num_heads = n > 1`` the
+      diagonal blocks ``(n, hidden_size/n, 2*hidden_size/n)``: head ``k``'s
+      gates read only its own channels, ``[k d, (k+1) d)`` with
+      ``d = hidden_size/n``, its ``a`` columns first.
     b_i: ``(2*hidden_size,)``.
     a_param: ``(hidden_size,)``, ``Λ``: the base decay is ``exp(−softplus(Λ))``.
   """
@@ -58,13 +61,17 @@ class RGLRUCell(linear_recurrence.LinearRecurrentCell):
   the recurrence runs in float32 whatever the input dtype. The input has the
   hidden size (in Griffin a linear layer and a convolution come first). As
   in recurrentgemma, the derivative of ``sqrt(1 − a²)`` is capped at 1000.
-  Differences from the paper's code: ``W_a`` and ``W_x`` are dense (not
-  block-diagonal over heads), and there is no segment reset (use masks or
-  separate sequences). Carry :class:`RNNState` ``(h,)``.
+  ``W_a`` and ``W_x`` are dense by default; ``num_heads = n`` makes them
+  block-diagonal over ``n`` heads, as recurrentgemma's ``BlockDiagonalLinear``
+  (its 2B model: 10 heads), each block LeCun-normal. Unlike the paper's code
+  there is no segment reset (use masks or separate sequences). Carry
+  :class:`RNNState` ``(h,)``.
 
   Attributes:
     c: the gate's temperature (static).
     min_rad, max_rad: the ring of the base decay at initialisation.
+    num_heads: the gates' diagonal blocks (1: dense); it divides the hidden
+      size.
     method: ``"auto"``, ``"associative"`` or ``"sequential"``; see
       :mod:`jaxrnn._src.engines.linear`.
   """
@@ -72,6 +79,7 @@ class RGLRUCell(linear_recurrence.LinearRecurrentCell):
   c: float = 8.0
   min_rad: float = 0.9
   max_rad: float = 0.999
+  num_heads: int = 1
 
   params_type = RGLRUParams
   carry_type = base.RNNState
@@ -82,6 +90,9 @@ class RGLRUCell(linear_recurrence.LinearRecurrentCell):
     if not 0 < self.min_rad < self.max_rad < 1:
       raise ValueError(f"min_rad, max_rad: expected 0 < min_rad < max_rad < 1, "
                        f"got {self.min_rad!r}, {self.max_rad!r}")
+    if (not isinstance(self.num_heads, int) or isinstance(self.num_heads, bool)
+        or self.num_heads < 1):
+      raise ValueError(f"num_heads: expected a positive int, got {self.num_heads!r}")
 
   def init(self, key, input_size, hidden_size, *, dtype: Any = jnp.float32,
            initializer: str = "default") -> RGLRUParams:
@@ -91,13 +102,17 @@ class RGLRUCell(linear_recurrence.LinearRecurrentCell):
       raise ValueError(f"input_size: RGLRUCell needs input_size == hidden_size "
                        f"(h' adds i * x), got {input_size} and {hidden_size}; "
                        f"project the input first (e.g. jaxrnn.Linear)")
+    if hidden_size % self.num_heads:
+      raise ValueError(f"hidden_size: expected a multiple of num_heads="
+                       f"{self.num_heads} (the gates' diagonal blocks), got {hidden_size}")
     if initializer != "default":
       raise ValueError(f"initializer: expected 'default' (the RG-LRU has no "
                        f"PyTorch counterpart), got {initializer!r}")
     draw = jnp.promote_types(dtype, jnp.float32)
     k_w, k_a = jax.random.split(key)
-    H = hidden_size
-    w = jax.nn.initializers.lecun_normal()(k_w, (H, 2 * H), draw)
+    H, n = hidden_size, self.num_heads
+    shape = (H, 2 * H) if n == 1 else (n, H // n, 2 * H // n)
+    w = jax.nn.initializers.lecun_normal(batch_axis=(0,) if n > 1 else ())(k_w, shape, draw)
     unif = jax.random.uniform(k_a, (H,), draw)
     log_rad = 0.5 * jnp.log(unif * (self.max_rad ** 2 - self.min_rad ** 2)
                             + self.min_rad ** 2)
@@ -105,9 +120,29 @@ class RGLRUCell(linear_recurrence.LinearRecurrentCell):
     return RGLRUParams(w.astype(dtype), jnp.zeros((2 * H,), dtype),
                        a_param.astype(dtype))
 
+  def _size_fields(self) -> dict:
+    return {"w_i": 2 if self.num_heads == 1 else 3}
+
+  def input_size(self, params) -> int:
+    return self.hidden_size(params)
+
+  def hidden_size(self, params) -> int:
+    w = params.w_i.shape
+    return w[1] // 2 if len(w) == 2 else w[0] * w[1]
+
   def _param_shapes(self, params) -> dict:
-    H = self.hidden_size(params)
-    return {"w_i": (H, 2 * H), "b_i": (2 * H,), "a_param": (H,)}
+    H, n = self.hidden_size(params), self.num_heads
+    w = (H, 2 * H) if n == 1 else (n, H // n, 2 * H // n)
+    return {"w_i": w, "b_i": (2 * H,), "a_param": (H,)}
+
+  def gate_preactivations(self, params, x):
+    """``(x W_a, x W_x)`` (without biases), each ``(..., hidden_size)``."""
+    w = params.w_i.astype(x.dtype)
+    if self.num_heads == 1:
+      return jnp.split(x @ w, 2, axis=-1)
+    n, d = w.shape[:2]
+    z = jnp.einsum("...nd,nde->...ne", x.reshape(*x.shape[:-1], n, d), w)
+    return tuple(g.reshape(*x.shape) for g in jnp.split(z, 2, axis=-1))
 
   def base_decay(self, params) -> jax.Array:
     """``exp(−softplus(Λ))``, the decay at ``r = 1/c``."""
@@ -116,8 +151,9 @@ class RGLRUCell(linear_recurrence.LinearRecurrentCell):
   def coefficients(self, params, x):
     acc = linear_recurrence.accumulator(x.dtype, params.w_i.dtype)
     x = x.astype(acc)
-    z = x @ params.w_i.astype(acc) + params.b_i.astype(acc)
-    r, i = jnp.split(jax.nn.sigmoid(z), 2, axis=-1)
+    b_a, b_x = jnp.split(params.b_i.astype(acc), 2)
+    z_a, z_x = self.gate_preactivations(params, x)
+    r, i = jax.nn.sigmoid(z_a + b_a), jax.nn.sigmoid(z_x + b_x)
     log_a = -self.c * r * jax.nn.softplus(params.a_param.astype(acc))
     a = jnp.exp(log_a)
     return a, sqrt_bounded_derivative(-jnp.expm1(2 * log_a), 1000.0) * (i * x)
