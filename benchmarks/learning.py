@@ -32,6 +32,7 @@ not equal: the table gives each row's count.
 
   python benchmarks/learning.py                       # defaults: every task, the default rows
   python benchmarks/learning.py --tasks adding --cells lstm,min_gru --seeds 3
+  python benchmarks/learning.py --tasks mnist1d --cells gla --seeds 2 --first-seed 1 --merge
   python benchmarks/learning.py --smoke --out /tmp/learn
 """
 
@@ -405,7 +406,9 @@ def main(argv=None):
   parser.add_argument("--cells", default=None,
                       help=f"rows, comma-separated, or 'all' (of {', '.join(ROWS)}); "
                            "default: each task's default rows")
-  parser.add_argument("--seeds", type=int, default=1)
+  parser.add_argument("--seeds", type=int, default=1, help="how many seeds per row")
+  parser.add_argument("--first-seed", type=int, default=0,
+                      help="the first seed (with --merge, to add seeds to saved runs)")
   parser.add_argument("--steps", type=int, default=None, help="override each task's budget")
   parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
   parser.add_argument("--smoke", action="store_true", help="tiny sizes, one row per task")
@@ -432,14 +435,14 @@ def main(argv=None):
                else [])
     task_results = []
     for row in rows:
-      for seed in range(args.seeds):
+      for seed in range(args.first_seed, args.first_seed + args.seeds):
         result, model, params = run_row(task, row, seed, args.steps or task.steps)
         task_results.append(result)
         solved = (f", solved at step {result['solved_step']}" if result["solved_step"] else "")
         print(f"{name:15s} {result['label']:26s} seed {seed}: {task.score} "
               f"{result['final']:.4f} after {result['steps']} steps, "
               f"{result['seconds']:.0f} s{solved}", flush=True)
-        if name == "shakespeare" and seed == 0:
+        if name == "shakespeare":
           text = sample(model, params, task.chars, "ROMEO.\n", 40 if args.smoke else 300,
                         jax.random.key(seed))
           result["sample"] = text

@@ -117,6 +117,12 @@ def test_learning_suite_merges_runs_by_budget(tmp_path):
   assert saved["results"][1] == first[0]
   table = (tmp_path / "learning_smoke_adding.md").read_text()
   assert "| minGRU | " in table and "| minGRU, 10 steps | " in table
+  run(base + ["--merge", "--first-seed", "1"], tmp_path)  # a second seed joins the row
+  saved = json.loads((tmp_path / "learning_smoke_adding.json").read_text())["results"]
+  assert [(r["budget"], r["seed"]) for r in saved] == [(10, 0), (20, 0), (20, 1)]
+  table = (tmp_path / "learning_smoke_adding.md").read_text()
+  assert [line.split(" | ")[2] for line in table.splitlines()
+          if line.startswith("| minGRU")] == ["1", "2"]  # the seeds column
 
 
 def test_matrix_state_benchmark_runs(tmp_path):
