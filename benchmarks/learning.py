@@ -350,6 +350,11 @@ def save(out: pathlib.Path, stem: str, task: Task, results: list) -> str:
   return section
 
 
+def row_label(run: dict, task_budget: int) -> str:
+  """A run's label, with its budget when that is not the task's."""
+  return run["label"] + ("" if run["budget"] == task_budget else f", {run['budget']} steps")
+
+
 def table(task: Task, results: list) -> str:
   fmt = (lambda s: f"{100 * s:.1f}%") if task.score == "accuracy" else (lambda s: f"{s:.4f}")
   lines = [f"### {task.title}", "", f"Anchor: {task.anchor}.", "",
@@ -359,7 +364,7 @@ def table(task: Task, results: list) -> str:
   for r in results:
     by_row.setdefault((r["row"], r["budget"]), []).append(r)
   for (row, budget), runs in by_row.items():
-    label = runs[0]["label"] + ("" if budget == task.steps else f", {budget} steps")
+    label = row_label(runs[0], task.steps)
     finals = [r["final"] for r in runs]
     solved = [f"{r['solved_step']}, {r['solved_seconds']:.0f}" if r["solved_step"] else "no"
               for r in runs]
@@ -385,8 +390,7 @@ def plot(out: pathlib.Path, stem: str) -> pathlib.Path:
     shown = [r for r in task["results"] if r["seed"] == first]
     for i, r in enumerate(shown):  # ten colours, then the same ones dashed
       steps, _, scores = zip(*r["curve"])
-      label = r["label"] + ("" if r["budget"] == task["budget"] else f", {r['budget']} steps")
-      ax.plot(steps, scores, label=label, color=f"C{i % 10}",
+      ax.plot(steps, scores, label=row_label(r, task["budget"]), color=f"C{i % 10}",
               linestyle=("-", "--", ":")[i // 10 % 3])
     ax.set_title(task["title"], fontsize=9)
     ax.set_xlabel("step")

@@ -110,9 +110,9 @@ class RGLRUCell(linear_recurrence.LinearRecurrentCell):
                        f"PyTorch counterpart), got {initializer!r}")
     draw = jnp.promote_types(dtype, jnp.float32)
     k_w, k_a = jax.random.split(key)
-    H, n = hidden_size, self.num_heads
-    shape = (H, 2 * H) if n == 1 else (n, H // n, 2 * H // n)
-    w = jax.nn.initializers.lecun_normal(batch_axis=(0,) if n > 1 else ())(k_w, shape, draw)
+    H = hidden_size
+    w = jax.nn.initializers.lecun_normal(batch_axis=(0,) if self.num_heads > 1 else ())(
+        k_w, self._w_i_shape(H), draw)
     unif = jax.random.uniform(k_a, (H,), draw)
     log_rad = 0.5 * jnp.log(unif * (self.max_rad ** 2 - self.min_rad ** 2)
                             + self.min_rad ** 2)
@@ -130,10 +130,13 @@ class RGLRUCell(linear_recurrence.LinearRecurrentCell):
     w = params.w_i.shape
     return w[1] // 2 if len(w) == 2 else w[0] * w[1]
 
+  def _w_i_shape(self, H: int) -> tuple:
+    n = self.num_heads
+    return (H, 2 * H) if n == 1 else (n, H // n, 2 * H // n)
+
   def _param_shapes(self, params) -> dict:
-    H, n = self.hidden_size(params), self.num_heads
-    w = (H, 2 * H) if n == 1 else (n, H // n, 2 * H // n)
-    return {"w_i": w, "b_i": (2 * H,), "a_param": (H,)}
+    H = self.hidden_size(params)
+    return {"w_i": self._w_i_shape(H), "b_i": (2 * H,), "a_param": (H,)}
 
   def gate_preactivations(self, params, x):
     """``(x W_a, x W_x)`` (without biases), each ``(..., hidden_size)``."""
