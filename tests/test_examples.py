@@ -6,6 +6,7 @@ import pathlib
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -123,6 +124,24 @@ def test_learning_suite_merges_runs_by_budget(tmp_path):
   table = (tmp_path / "learning_smoke_adding.md").read_text()
   assert [line.split(" | ")[2] for line in table.splitlines()
           if line.startswith("| minGRU")] == ["1", "2"]  # the seeds column
+
+
+def test_learning_suite_row_depth():
+  """A lever row's own depth (the LRU with 4 blocks) overrides the task's 2,
+  and is its only difference from the 2-block row: the same block, twice more."""
+  sys.path.insert(0, str(ROOT / "benchmarks"))
+  try:
+    import learning
+  finally:
+    sys.path.remove(str(ROOT / "benchmarks"))
+  task = learning.TASKS["adding"](True)
+  two, four = learning.build_model(task, "lru"), learning.build_model(task, "lru_4")
+  assert len(two.blocks) == task.num_blocks == 2 and len(four.blocks) == 4
+  assert set(two.blocks) == set(four.blocks) and two.blocks[0] == four.blocks[0]
+  assert learning.ROWS["lru_4"][0] == "LRU, 4 blocks"
+  p2, p4 = two.init(jax.random.key(0)), four.init(jax.random.key(0))
+  size = lambda tree: sum(int(np.prod(a.shape)) for a in jax.tree.leaves(tree))
+  assert size(p4) - size(p2) == 2 * size(p2.blocks[0]) > 0
 
 
 def test_matrix_state_benchmark_runs(tmp_path):
