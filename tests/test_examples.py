@@ -5,6 +5,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import types
 
 import jax
 import numpy as np
@@ -31,7 +32,7 @@ def run(args, tmp_path):
 ])
 def test_example_smoke(script, outputs, tmp_path):
   # every cell is tested on its own elsewhere: three per table example here
-  cells = {"long_range.py": ["--cells", "gru,min_gru,slstm"],
+  cells = {"long_range.py": ["--cells", "lstm_chrono,min_gru,slstm"],
            "adding_problem.py": ["--cells", "rnn,gru_cho,lstmp"],
            "recall.py": ["--cells", "min_gru,gated_deltanet,mlstm"]}.get(script, [])
   out = run([f"examples/{script}", "--smoke", "--no-progress", "--results-dir", str(tmp_path),
@@ -142,6 +143,28 @@ def test_learning_suite_row_depth():
   p2, p4 = two.init(jax.random.key(0)), four.init(jax.random.key(0))
   size = lambda tree: sum(int(np.prod(a.shape)) for a in jax.tree.leaves(tree))
   assert size(p4) - size(p2) == 2 * size(p2.blocks[0]) > 0
+
+
+def test_long_range_example_is_the_suites_adding_task():
+  """examples/long_range.py builds, for every row it shares with the learning
+  suite's adding task, the same model: the same blocks (no convolution in a
+  cell's block, chrono init for the LSTM row), depth and width."""
+  sys.path.insert(0, str(ROOT / "benchmarks"))
+  sys.path.insert(0, str(ROOT / "examples"))
+  try:
+    import learning
+    import long_range
+  finally:
+    sys.path.remove(str(ROOT / "benchmarks"))
+    sys.path.remove(str(ROOT / "examples"))
+  task = learning.TASKS["adding"](False)
+  args = types.SimpleNamespace(length=1000, blocks=2, hidden_size=32)
+  shared = sorted(set(long_range.CELLS) & set(learning.ROWS))
+  assert {"lstm", "lstm_chrono", "min_gru", "lru", "griffin", "mamba"} <= set(shared)
+  for row in shared:
+    assert long_range.make_model(row, args) == learning.build_model(task, row), row
+  block = long_range.make_model("lstm_chrono", args).blocks[0]
+  assert block.conv_size == 0 and dict(block.cell_init) == {"chrono": 1000}
 
 
 def test_matrix_state_benchmark_runs(tmp_path):
