@@ -80,18 +80,20 @@ def cell_block(cell, chrono: bool = False, num_blocks: int | None = None):
   return make
 
 
+# The LRU rows' ring: |λ| in [0.9, 0.999], phase up to π/10 (the README's levers).
+LRU = jaxrnn.LRUCell(r_min=0.9, r_max=0.999, max_phase=0.314)
+
 ROWS = {
     "lstm": ("LSTM", cell_block(jaxrnn.LSTMCell())),
     "lstm_chrono": ("LSTM, chrono init", cell_block(jaxrnn.LSTMCell(), chrono=True)),
     "gru": ("GRU", cell_block(jaxrnn.GRUCell())),
     "min_gru": ("minGRU", cell_block(jaxrnn.MinGRUCell())),
     "min_lstm": ("minLSTM", cell_block(jaxrnn.MinLSTMCell())),
-    "lru": ("LRU", cell_block(jaxrnn.LRUCell(r_min=0.9, r_max=0.999, max_phase=0.314))),
+    "lru": ("LRU", cell_block(LRU)),
     # The LRU is linear in time: its only nonlinearity is between blocks, and
     # the LRU's reference code (minimal-LRU) stacks 4 by default. See the
     # README's Learning for the levers measured on MNIST-1D.
-    "lru_4": ("LRU, 4 blocks", cell_block(jaxrnn.LRUCell(r_min=0.9, r_max=0.999,
-                                                          max_phase=0.314), num_blocks=4)),
+    "lru_4": ("LRU, 4 blocks", cell_block(LRU, num_blocks=4)),
     "rg_lru": ("RG-LRU", cell_block(jaxrnn.RGLRUCell())),
     "slstm": ("sLSTM", cell_block(jaxrnn.SLSTMCell(num_heads=4))),
     "mlstm": ("mLSTM", cell_block(jaxrnn.MLSTMCell(num_heads=4))),

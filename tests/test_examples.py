@@ -1,6 +1,7 @@
 """Every example's --smoke mode runs and writes its results; the benchmark
 script runs (a check that it works, not a timing)."""
 
+import importlib
 import json
 import pathlib
 import subprocess
@@ -127,14 +128,19 @@ def test_learning_suite_merges_runs_by_budget(tmp_path):
           if line.startswith("| minGRU")] == ["1", "2"]  # the seeds column
 
 
+def import_script(folder: str, name: str):
+  """A script of the repo's folder, imported as a module."""
+  sys.path.insert(0, str(ROOT / folder))
+  try:
+    return importlib.import_module(name)
+  finally:
+    sys.path.remove(str(ROOT / folder))
+
+
 def test_learning_suite_row_depth():
   """A lever row's own depth (the LRU with 4 blocks) overrides the task's 2,
   and is its only difference from the 2-block row: the same block, twice more."""
-  sys.path.insert(0, str(ROOT / "benchmarks"))
-  try:
-    import learning
-  finally:
-    sys.path.remove(str(ROOT / "benchmarks"))
+  learning = import_script("benchmarks", "learning")
   task = learning.TASKS["adding"](True)
   two, four = learning.build_model(task, "lru"), learning.build_model(task, "lru_4")
   assert len(two.blocks) == task.num_blocks == 2 and len(four.blocks) == 4
@@ -149,14 +155,8 @@ def test_long_range_example_is_the_suites_adding_task():
   """examples/long_range.py builds, for every row it shares with the learning
   suite's adding task, the same model: the same blocks (no convolution in a
   cell's block, chrono init for the LSTM row), depth and width."""
-  sys.path.insert(0, str(ROOT / "benchmarks"))
-  sys.path.insert(0, str(ROOT / "examples"))
-  try:
-    import learning
-    import long_range
-  finally:
-    sys.path.remove(str(ROOT / "benchmarks"))
-    sys.path.remove(str(ROOT / "examples"))
+  learning = import_script("benchmarks", "learning")
+  long_range = import_script("examples", "long_range")
   task = learning.TASKS["adding"](False)
   args = types.SimpleNamespace(length=1000, blocks=2, hidden_size=32)
   shared = sorted(set(long_range.CELLS) & set(learning.ROWS))
